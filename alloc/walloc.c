@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * walloc: a worker's own heap. coil__walloc_init creates a private jemalloc arena and every
+ * call here allocates from it with MALLOCX_ARENA | MALLOCX_TCACHE_NONE: no thread cache can
+ * hold this arena's memory, so no other thread is ever bound to it and "arena.<i>.destroy"
+ * at fini is always allowed and returns everything still allocated in one step. Counting:
+ * nalloc and nfree are plain fields written only by the owning worker. A growing realloc
+ * (one that asks for more than the block's usable size, sallocx or malloc_usable_size) counts
+ * as one allocation plus one free of the old block, so nalloc - nfree is always the number of
+ * live blocks and a module that freed everything leaves nalloc == nfree. Size 0 is
+ * served as size 1, because jemalloc leaves mallocx(0) undefined and callers want a unique
+ * pointer. With COIL_NO_JEMALLOC the same contract is met by libc, so sanitizers see every
+ * allocation; fini then frees nothing and LeakSanitizer reports what was left behind.
+ */
+#include "walloc.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#ifndef COIL_NO_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#else
+#include <malloc.h>
+#endif
+
+#ifndef COIL_NO_JEMALLOC
+
+int coil__walloc_init(struct coil_walloc *w)
+{
+    unsigned idx = 0;
+    size_t len = sizeof(idx);
+    int rc = mallctl("arenas.create", &idx, &len, NULL, 0);
+    if (rc != 0)
+        return -rc; /* mallctl returns a positive errno (EAGAIN when out of arenas) */
+    w->arena = idx;
+    w->flags = MALLOCX_ARENA(idx) | MALLOCX_TCACHE_NONE;
+    w->nalloc = 0;
+    w->nfree = 0;
+    return 0;
+}
+
+void coil__walloc_fini(struct coil_walloc *w)
+{
+    char name[64];
+    int n = snprintf(name, sizeof(name), "arena.%u.destroy", w->arena);
+    assert(n > 0 && (size_t)n < sizeof(name));
+    (void)n;
+    int rc = mallctl(name, NULL, NULL, NULL, 0);
+    assert(rc == 0); /* fails only if a thread is bound to the arena, which walloc never does */
+    (void)rc;
+    w->flags = 0;
+}
+
+void *coil__walloc(struct coil_walloc *w, size_t size)
+{
+    void *p = mallocx(size ? size : 1, w->flags);
+    if (p)
+        w->nalloc++;
+    return p;
+}
+
+void *coil__wcalloc(struct coil_walloc *w, size_t size)
+{
+    void *p = mallocx(size ? size : 1, w->flags | MALLOCX_ZERO);
+    if (p)
+        w->nalloc++;
+    return p;
+}
+
+void *coil__wrealloc(struct coil_walloc *w, void *p, size_t size)
+{
+    if (p == NULL)
+        return coil__walloc(w, size);
+    size_t old = sallocx(p, w->flags);
+    void *q = rallocx(p, size ? size : 1, w->flags);
+    if (q && size > old) {
+        w->nalloc++;
+        w->nfree++;
+    }
+    return q;
+}
+
+void coil__wfree(struct coil_walloc *w, void *p)
+{
+    if (p == NULL)
+        return;
+    dallocx(p, w->flags);
+    w->nfree++;
+}
+
+#else /* COIL_NO_JEMALLOC */
+
+int coil__walloc_init(struct coil_walloc *w)
+{
+    w->arena = 0;
+    w->flags = 0;
+    w->nalloc = 0;
+    w->nfree = 0;
+    return 0;
+}
+
+void coil__walloc_fini(struct coil_walloc *w)
+{
+    (void)w;
+}
+
+void *coil__walloc(struct coil_walloc *w, size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p)
+        w->nalloc++;
+    return p;
+}
+
+void *coil__wcalloc(struct coil_walloc *w, size_t size)
+{
+    void *p = calloc(1, size ? size : 1);
+    if (p)
+        w->nalloc++;
+    return p;
+}
+
+void *coil__wrealloc(struct coil_walloc *w, void *p, size_t size)
+{
+    if (p == NULL)
+        return coil__walloc(w, size);
+    size_t old = malloc_usable_size(p);
+    void *q = realloc(p, size ? size : 1);
+    if (q && size > old) {
+        w->nalloc++;
+        w->nfree++;
+    }
+    return q;
+}
+
+void coil__wfree(struct coil_walloc *w, void *p)
+{
+    if (p == NULL)
+        return;
+    free(p);
+    w->nfree++;
+}
+
+#endif /* COIL_NO_JEMALLOC */

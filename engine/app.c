@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * app.c: the engine's lifetime on the main thread: create, register routes, parse options,
+ * open the listening sockets, start the workers, explain start-up failures, wait for a
+ * signal, drain, and free everything.
+ *
+ * The main thread owns struct coil_app. It writes it only before the workers start; after that
+ * its one job is to turn SIGTERM/SIGINT into app->stopping (1: drain; a second signal: 2,
+ * force) and to join the workers. Listening sockets are opened here, one per worker with
+ * SO_REUSEPORT, so "port in use" is reported before any thread exists and port 0 resolves to
+ * one port shared by every worker.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct coil_app *coil__app;
+
+
+void coil__log(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "coil: %s\n", buf);
+}
+
+static unsigned allowed_cpus(int **cpus)
+{
+    cpu_set_t set;
+    unsigned n = 0;
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) {
+        *cpus = NULL;
+        return 1;
+    }
+    *cpus = malloc(sizeof(int) * CPU_SETSIZE);
+    for (int i = 0; i < CPU_SETSIZE && *cpus; i++)
+        if (CPU_ISSET(i, &set))
+            (*cpus)[n++] = i;
+    return n ? n : 1;
+}
+
+struct coil_app *coil_app_create(int argc, char **argv)
+{
+    struct coil_app *app = calloc(1, sizeof(*app));
+    if (!app) {
+        fprintf(stderr, "coil: out of memory\n");
+        exit(1);
+    }
+    struct coil__config *c = &app->cfg;
+    strcpy(c->bind, "0.0.0.0");
+    c->port = 8080;
+    c->workers = 0; /* the CPUs we may run on, decided at run */
+    c->max_conns = 16384;
+    c->lim.max_header_bytes = 8192;
+    c->lim.max_headers = 100;
+    c->lim.max_body_bytes = 1u << 20;
+    c->header_timeout_ms = 10000;
+    c->body_timeout_ms = 30000;
+    c->idle_timeout_ms = 60000;
+    c->write_timeout_ms = 30000;
+    c->drain_timeout_ms = 30000;
+    c->linger_ms = 2000;
+    c->recv_buf_size = 16384;
+    c->recv_buf_count = 512;
+    c->io_buf_size = 16384;
+    c->max_pending_out = 256 * 1024;
+    c->chan_capacity = 4096;
+    app->argc = argc;
+    app->argv = argv;
+    app->router = coil__router_create();
+    if (!app->router) {
+        fprintf(stderr, "coil: out of memory\n");
+        exit(1);
+    }
+    return app;
+}
+
+int coil_route(struct coil_app *app, const char *method, const char *pattern, coil_handler h,
+               void *ud)
+{
+    if (!app || !h)
+        return -EINVAL;
+    return coil__router_add(app->router, method, pattern, h, ud);
+}
+
+int coil_route_max_body(struct coil_app *app, const char *method, const char *pattern,
+                        uint64_t max_body_bytes)
+{
+    struct coil__route *r = coil__router_find(app->router, method, pattern);
+    if (!r)
+        return -ENOENT;
+    r->max_body = max_body_bytes;
+    return 0;
+}
+
+int coil_app_on_worker(struct coil_app *app, void (*start)(unsigned, void *),
+                       void (*stop)(unsigned, void *), void *ud)
+{
+    app->on_start = start;
+    app->on_stop = stop;
+    app->hook_ud = ud;
+    return 0;
+}
+
+/* ---- listening sockets ------------------------------------------------------------------ */
+
+static int fill_addr(const struct coil__config *cfg, uint16_t port, struct sockaddr_storage *ss,
+                     socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, cfg->bind, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        *len = sizeof(*v4);
+        return AF_INET;
+    }
+    if (inet_pton(AF_INET6, cfg->bind, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        *len = sizeof(*v6);
+        return AF_INET6;
+    }
+    return -EINVAL;
+}
+
+static int open_listener(const struct coil__config *cfg, uint16_t port)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int family = fill_addr(cfg, port, &ss, &len);
+    if (family < 0)
+        return family;
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1, zero = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    /* Accepted sockets inherit it: responses leave without waiting for ACKs of earlier ones. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 65535) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+static uint16_t bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+static int open_listeners(struct coil_app *app)
+{
+    struct coil__config *cfg = &app->cfg;
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        int fd = open_listener(cfg, cfg->port);
+        if (fd < 0) {
+            if (fd == -EADDRINUSE)
+                fprintf(stderr, "coil: cannot listen on %s port %u: the port is in use by another "
+                                "process. Stop it or pick another port with --port.\n",
+                        cfg->bind, cfg->port);
+            else if (fd == -EACCES)
+                fprintf(stderr, "coil: cannot listen on port %u: permission denied (ports below "
+                                "1024 need root or CAP_NET_BIND_SERVICE).\n", cfg->port);
+            else
+                fprintf(stderr, "coil: cannot listen on %s port %u: %s\n", cfg->bind,
+                        cfg->port, strerror(-fd));
+            return fd;
+        }
+        app->listen_fds[i] = fd;
+        if (cfg->port == 0)
+            cfg->port = bound_port(fd); /* the others join the port the kernel picked */
+    }
+    return 0;
+}
+
+/* ---- start-up checks -------------------------------------------------------------------- */
+
+static void explain_ring_error(int err, const char *what)
+{
+    switch (-err) {
+    case EPERM:
+    case EACCES:
+        fprintf(stderr,
+                "coil: %s: operation not permitted. io_uring is disabled here: either the sysctl "
+                "kernel.io_uring_disabled is set (set it to 0, or 1 and add this user to the "
+                "group in kernel.io_uring_group), or a seccomp profile blocks it (Docker's "
+                "default profile does: run with --security-opt seccomp=docker/seccomp.json "
+                "from this repository, or seccomp=unconfined).\n", what);
+        break;
+    case ENOSYS:
+        fprintf(stderr, "coil: %s: function not implemented. This kernel has no io_uring, or a "
+                        "seccomp filter hides it; coil needs Linux 6.1 or newer with io_uring "
+                        "enabled.\n", what);
+        break;
+    case ENOMEM:
+        fprintf(stderr, "coil: %s: cannot allocate memory. On kernels before 5.12 io_uring "
+                        "memory counts against RLIMIT_MEMLOCK: raise it (`ulimit -l unlimited`, "
+                        "or Docker's --ulimit memlock=-1:-1), or use fewer --workers.\n", what);
+        break;
+    case EINVAL:
+        fprintf(stderr, "coil: %s: invalid argument. The kernel lacks an io_uring feature coil "
+                        "needs (multishot accept/recv, provided buffer rings: Linux 6.1+).\n",
+                what);
+        break;
+    default:
+        fprintf(stderr, "coil: %s: %s\n", what, strerror(-err));
+    }
+}
+
+/* Tries io_uring once on the main thread, so a blocked io_uring is reported before anything
+ * else, and learns whether IORING_OP_MSG_RING is there. */
+static int probe_uring(struct coil_app *app)
+{
+    struct io_uring ring;
+    int err = io_uring_queue_init(4, &ring, 0);
+    if (err < 0) {
+        explain_ring_error(err, "io_uring_setup");
+        return err;
+    }
+    struct io_uring_probe *p = io_uring_get_probe_ring(&ring);
+    app->msg_ring = p && io_uring_opcode_supported(p, IORING_OP_MSG_RING);
+    if (p)
+        io_uring_free_probe(p);
+    io_uring_queue_exit(&ring);
+    return 0;
+}
+
+/* ---- run -------------------------------------------------------------------------------- */
+
+static int start_workers(struct coil_app *app)
+{
+    int ncpu = 0;
+    unsigned nallowed = allowed_cpus(&app->cpus);
+    ncpu = (int)nallowed;
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        struct coil__worker *w = aligned_alloc(COIL_CACHELINE, sizeof(*w));
+        if (!w)
+            return -ENOMEM;
+        memset(w, 0, sizeof(*w));
+        w->id = i;
+        w->app = app;
+        w->cpu = app->cpus ? app->cpus[i % (unsigned)ncpu] : -1;
+        w->listen_fd = app->listen_fds[i];
+        app->listen_fds[i] = -1;
+        w->event_fd = -1;
+        app->workers[i] = w;
+    }
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        int err = pthread_create(&app->workers[i]->thread, NULL, coil__worker_main,
+                                 app->workers[i]);
+        if (err) {
+            fprintf(stderr, "coil: cannot start worker thread: %s\n", strerror(err));
+            atomic_store(&app->abort_start, 1);
+            atomic_store(&app->stopping, 2);
+            app->nworkers = i; /* join only what started */
+            return -err;
+        }
+    }
+    while (atomic_load(&app->started) < app->nworkers) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        struct coil__worker *w = app->workers[i];
+        if (w->start_err) {
+            explain_ring_error(w->start_err, w->start_what ? w->start_what : "worker start");
+            atomic_store(&app->abort_start, 1);
+            atomic_store(&app->stopping, 2);
+            return w->start_err;
+        }
+    }
+    atomic_store(&app->go, 1);
+    return 0;
+}
+
+/* Waits for the workers to finish, turning signals into drain (first) and force (second). */
+static void wait_workers(struct coil_app *app)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    while (atomic_load(&app->exited) < app->nworkers) {
+        struct timespec ts = {0, 50 * 1000000};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig != SIGINT && sig != SIGTERM)
+            continue;
+        if (atomic_load(&app->stopping) == 0) {
+            coil__log("%s: draining (up to %llu ms); send it again to stop at once",
+                      sig == SIGINT ? "SIGINT" : "SIGTERM",
+                      (unsigned long long)app->cfg.drain_timeout_ms);
+            atomic_store(&app->stopping, 1);
+        } else {
+            atomic_store(&app->stopping, 2);
+        }
+    }
+}
+
+static void app_free(struct coil_app *app)
+{
+    for (unsigned i = 0; app->workers && i < app->nworkers; i++)
+        free(app->workers[i]);
+    free(app->workers);
+    if (app->listen_fds)
+        for (unsigned i = 0; i < app->nworkers; i++)
+            if (app->listen_fds[i] >= 0)
+                close(app->listen_fds[i]);
+    free(app->listen_fds);
+    free(app->cpus);
+    coil__chans_destroy(app);
+    coil__router_destroy(app->router);
+    coil__options_free(app);
+    free(app);
+}
+
+static int prepare(struct coil_app *app)
+{
+    int *cpus;
+    unsigned n = allowed_cpus(&cpus);
+    free(cpus);
+    app->nworkers = app->cfg.workers ? app->cfg.workers : n;
+    app->workers = calloc(app->nworkers, sizeof(*app->workers));
+    app->listen_fds = malloc(sizeof(int) * app->nworkers);
+    if (!app->workers || !app->listen_fds)
+        return -ENOMEM;
+    for (unsigned i = 0; i < app->nworkers; i++)
+        app->listen_fds[i] = -1;
+    int err = probe_uring(app);
+    if (err < 0)
+        return err;
+    if ((err = open_listeners(app)) < 0)
+        return err;
+    return coil__chans_create(app);
+}
+
+int coil_app_run(struct coil_app *app)
+{
+    int r = coil__config_parse(app, app->argc, app->argv);
+    if (r != 0) {
+        app_free(app);
+        return r > 0 ? 0 : 2;
+    }
+    coil__app = app;
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* workers inherit it; only main takes signals */
+    int status = 0;
+    if (prepare(app) < 0 || start_workers(app) < 0) {
+        status = 1;
+    } else {
+        const char *b = app->cfg.bind;
+        bool v6 = strchr(b, ':') != NULL;
+        fprintf(stderr, "coil: listening on %s%s%s:%u with %u workers\n", v6 ? "[" : "", b,
+                v6 ? "]" : "", app->cfg.port, app->nworkers);
+        fflush(stderr);
+    }
+    wait_workers(app);
+    for (unsigned i = 0; i < app->nworkers; i++)
+        if (app->workers[i] && app->workers[i]->thread)
+            pthread_join(app->workers[i]->thread, NULL);
+    if (status == 0)
+        coil__log("stopped");
+    coil__app = NULL;
+    app_free(app);
+    return status;
+}
+
+/* ---- worker-side helpers of coil.h ------------------------------------------------------ */
+
+unsigned coil_worker_id(void)
+{
+    return coil__self ? coil__self->id : 0;
+}
+
+unsigned coil_worker_count(void)
+{
+    return coil__app ? coil__app->nworkers : 1;
+}
+
+bool coil_draining(void)
+{
+    return coil__app && atomic_load_explicit(&coil__app->stopping, memory_order_relaxed) != 0;
+}
+
+void *coil_malloc(size_t size)
+{
+    return coil__self ? coil__walloc(&coil__self->wa, size) : malloc(size);
+}
+
+void *coil_realloc(void *p, size_t size)
+{
+    return coil__self ? coil__wrealloc(&coil__self->wa, p, size) : realloc(p, size);
+}
+
+void coil_free(void *p)
+{
+    if (coil__self)
+        coil__wfree(&coil__self->wa, p);
+    else
+        free(p);
+}
+
+void coil_stats_get(struct coil_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct coil_app *app = coil__app;
+    if (!app)
+        return;
+    for (unsigned i = 0; i < app->nworkers; i++) {
+        struct coil__worker *w = app->workers[i];
+        out->requests += atomic_load_explicit(&w->stats.requests, memory_order_relaxed);
+        out->connections += atomic_load_explicit(&w->stats.connections, memory_order_relaxed);
+        out->open += atomic_load_explicit(&w->stats.open, memory_order_relaxed);
+        out->jobs_run += atomic_load_explicit(&w->stats.jobs_run, memory_order_relaxed);
+        out->rejected += atomic_load_explicit(&w->stats.rejected, memory_order_relaxed);
+        /* nalloc is the owner's plain counter: a torn read is impossible on 64-bit targets and
+         * a stale one only makes the sum approximate, as documented. */
+        out->heap_allocs += __atomic_load_n(&w->wa.nalloc, __ATOMIC_RELAXED);
+    }
+}

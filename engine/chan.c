@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chan.c: background jobs over cross-core channels.
+ *
+ * There is one single-producer/single-consumer ring per (source, target) pair of workers, so a
+ * post never contends with another producer. The source allocates the job from its own arena,
+ * fills a slot and publishes it with a release store of `head`; the target runs jobs between
+ * batches and publishes its progress with a release store of `tail`; the source later frees
+ * every job below `tail` (`reclaim`), so job memory goes back to the worker that allocated it.
+ * A slot is reusable only once reclaimed, so a full ring refuses the post (-EAGAIN) and nothing
+ * is dropped. Jobs from one source to one target run exactly once, in order.
+ *
+ * Wake-up: the target's `wake_pending` flag coalesces wake-ups; the first producer to set it
+ * sends one IORING_OP_MSG_RING to the target's ring (from its own ring: SINGLE_ISSUER holds), or
+ * writes the target's eventfd where MSG_RING is missing. The target clears the flag before it
+ * drains, so a job published after the drain started always brings a new wake-up.
+ * `jobs_outstanding` counts posted-but-not-run jobs over all workers, so shutdown can tell when
+ * no job is left anywhere.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static struct coil__chan *chan_at(struct coil_app *app, unsigned src, unsigned dst)
+{
+    return &app->chans[(size_t)src * app->nworkers + dst];
+}
+
+int coil__chans_create(struct coil_app *app)
+{
+    size_t n = (size_t)app->nworkers * app->nworkers;
+    app->chans = aligned_alloc(COIL_CACHELINE, n * sizeof(struct coil__chan));
+    if (!app->chans)
+        return -ENOMEM;
+    memset(app->chans, 0, n * sizeof(struct coil__chan));
+    uint32_t cap = app->cfg.chan_capacity;
+    for (size_t i = 0; i < n; i++) {
+        app->chans[i].slots = calloc(cap, sizeof(struct coil__job *));
+        if (!app->chans[i].slots)
+            return -ENOMEM;
+        app->chans[i].mask = cap - 1;
+    }
+    return 0;
+}
+
+void coil__chans_destroy(struct coil_app *app)
+{
+    if (!app->chans)
+        return;
+    size_t n = (size_t)app->nworkers * app->nworkers;
+    for (size_t i = 0; i < n; i++)
+        free(app->chans[i].slots);
+    free(app->chans);
+    app->chans = NULL;
+}
+
+/* Frees the jobs of this source's channel that the target has run. Producer side only. */
+static void reclaim(struct coil__worker *w, struct coil__chan *ch)
+{
+    uint32_t tail = atomic_load_explicit(&ch->tail, memory_order_acquire);
+    while (ch->reclaim != tail) {
+        struct coil__job *job = ch->slots[ch->reclaim & ch->mask];
+        coil__wfree(&w->wa, job);
+        ch->reclaim++;
+        w->jobs_unreclaimed--;
+    }
+}
+
+void coil__jobs_reclaim(struct coil__worker *w)
+{
+    if (!w->jobs_unreclaimed)
+        return;
+    for (unsigned dst = 0; dst < w->app->nworkers; dst++)
+        reclaim(w, chan_at(w->app, w->id, dst));
+}
+
+int coil_job_post(unsigned target, coil_job_fn fn, const void *payload, size_t len)
+{
+    struct coil__worker *w = coil__self;
+    if (!w)
+        return -EPERM;
+    struct coil_app *app = w->app;
+    if (target >= app->nworkers || !fn)
+        return -EINVAL;
+    if (w->phase == PHASE_EXIT)
+        return -ESHUTDOWN;
+    struct coil__chan *ch = chan_at(app, w->id, target);
+    uint32_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
+    if (head - ch->reclaim > ch->mask) {
+        reclaim(w, ch);
+        if (head - ch->reclaim > ch->mask)
+            return -EAGAIN;
+    }
+    struct coil__job *job = coil__walloc(&w->wa, sizeof(*job) + len);
+    if (!job)
+        return -ENOMEM;
+    job->fn = fn;
+    job->len = len;
+    job->src = w->id;
+    if (len)
+        memcpy(job->data, payload, len);
+    ch->slots[head & ch->mask] = job;
+    w->jobs_unreclaimed++;
+    /* Counted before it is visible, so the runner's decrement can never come first. */
+    atomic_fetch_add_explicit(&app->jobs_outstanding, 1, memory_order_relaxed);
+    atomic_store_explicit(&ch->head, head + 1, memory_order_release);
+    if (target == w->id)
+        w->jobs_due = true;
+    else if (target < 64)
+        w->wake_targets |= 1ull << target;
+    else
+        w->wake_all = true;
+    return 0;
+}
+
+int coil_job_broadcast(coil_job_fn fn, const void *payload, size_t len)
+{
+    struct coil__worker *w = coil__self;
+    if (!w)
+        return -EPERM;
+    int refused = 0;
+    for (unsigned t = 0; t < w->app->nworkers; t++) {
+        if (t == w->id)
+            continue;
+        int err = coil_job_post(t, fn, payload, len);
+        if (err == -EINVAL || err == -EPERM)
+            return err;
+        if (err < 0)
+            refused++;
+    }
+    return refused;
+}
+
+unsigned coil__jobs_run(struct coil__worker *w)
+{
+    struct coil_app *app = w->app;
+    /* Clear first: a job published after this point sends a new wake-up. */
+    atomic_exchange(&w->wake_pending, 0);
+    unsigned ran = 0;
+    for (unsigned src = 0; src < app->nworkers; src++) {
+        struct coil__chan *ch = chan_at(app, src, w->id);
+        uint32_t tail = atomic_load_explicit(&ch->tail, memory_order_relaxed);
+        uint32_t head = atomic_load_explicit(&ch->head, memory_order_acquire);
+        while (tail != head) {
+            struct coil__job *job = ch->slots[tail & ch->mask];
+            job->fn(job->data, job->len, w->id);
+            tail++;
+            atomic_store_explicit(&ch->tail, tail, memory_order_release);
+            atomic_fetch_sub_explicit(&app->jobs_outstanding, 1, memory_order_release);
+            ran++;
+            if (src == w->id) /* a job may post to its own worker: pick that up too */
+                head = atomic_load_explicit(&ch->head, memory_order_acquire);
+        }
+    }
+    if (ran)
+        atomic_store_explicit(&w->stats.jobs_run,
+                              atomic_load_explicit(&w->stats.jobs_run, memory_order_relaxed) + ran,
+                              memory_order_relaxed);
+    return ran;
+}
+
+static void wake(struct coil__worker *w, struct coil__worker *t)
+{
+    if (atomic_exchange(&t->wake_pending, 1))
+        return; /* a wake-up is already on its way */
+    if (w->app->msg_ring) {
+        struct io_uring_sqe *sqe;
+        while (!(sqe = io_uring_get_sqe(&w->ring)))
+            io_uring_submit(&w->ring);
+        io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, UD(OP_WAKE, 0, 0), 0);
+        sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+        io_uring_sqe_set_data64(sqe, UD(OP_IGNORE, 0, 0)); /* only a failure completes */
+    } else {
+        uint64_t one = 1;
+        ssize_t r = write(t->event_fd, &one, sizeof(one));
+        (void)r; /* the counter cannot overflow in practice; a failure is retried next tick */
+    }
+}
+
+void coil__jobs_wake(struct coil__worker *w)
+{
+    if (!w->wake_targets && !w->wake_all)
+        return;
+    struct coil_app *app = w->app;
+    for (unsigned t = 0; t < app->nworkers; t++) {
+        if (t == w->id)
+            continue;
+        if (w->wake_all || (t < 64 && (w->wake_targets & (1ull << t))))
+            wake(w, app->workers[t]);
+    }
+    w->wake_targets = 0;
+    w->wake_all = false;
+}

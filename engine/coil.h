@@ -1,0 +1,226 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * coil.h: the one header a handler includes.
+ *
+ * coil runs one pinned worker thread per CPU. Each worker owns an io_uring ring, its
+ * connections and its memory; nothing is shared between workers but the read-only route
+ * table and configuration. A handler runs on the worker that received the request, to
+ * completion: it must not block. Work that may block or take long goes to a background job
+ * (coil_job_post), which runs on its target worker between batches of requests.
+ *
+ * Memory: everything a handler gets from a request (strings, body, coil_req_alloc) lives in the
+ * worker's request arena and is valid until the handler returns. Long-lived memory a handler
+ * keeps per worker comes from coil_malloc/coil_free (the worker's own jemalloc arena) and must
+ * be freed on the same worker.
+ *
+ * Errors: functions that can fail return 0 or a negative errno value.
+ *
+ * A complete program:
+ *
+ *     #include <coil.h>
+ *     static int hello(struct coil_req *req, struct coil_res *res, void *ud)
+ *     {
+ *         (void)req; (void)ud;
+ *         return coil_res_text(res, 200, "text/plain", "hello\n");
+ *     }
+ *     int main(int argc, char **argv)
+ *     {
+ *         struct coil_app *app = coil_app_create(argc, argv);
+ *         coil_route(app, "GET", "/hello", hello, NULL);
+ *         return coil_app_run(app);
+ *     }
+ */
+#ifndef COIL_H
+#define COIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A byte slice. Not NUL-terminated unless stated. */
+struct coil_str {
+    const char *ptr;
+    size_t len;
+};
+
+struct coil_app; /* the engine: configuration, routes, workers */
+struct coil_req; /* one parsed request; valid during the handler call */
+struct coil_res; /* the response the handler fills */
+
+/*
+ * A request handler. Return 0 once the response is filled in. A negative return value makes
+ * the engine answer 500 (or 503 for -ENOMEM) unless the handler already set a status.
+ */
+typedef int (*coil_handler)(struct coil_req *req, struct coil_res *res, void *ud);
+
+/* ---- application ------------------------------------------------------------------------ */
+
+/*
+ * Creates the engine and reads its options from argv and the environment (COIL_PORT, ...).
+ * --help prints usage and exits 0; a bad option prints a message and exits 2.
+ * Options added with coil_app_option before coil_app_run are parsed by coil_app_run instead,
+ * so pass argv here and add options after: parsing is deferred to coil_app_run.
+ */
+struct coil_app *coil_app_create(int argc, char **argv);
+
+/*
+ * Adds an application option "--name VALUE" (also read from the environment variable env,
+ * if not NULL). set() is called with the value during option parsing; returning non-zero
+ * rejects it (exit 2). Call before coil_app_run.
+ */
+int coil_app_option(struct coil_app *app, const char *name, const char *env, const char *metavar,
+                    const char *help, int (*set)(const char *value, void *ud), void *ud);
+
+/*
+ * Registers a route. method is an HTTP method token ("GET", "POST", ...; a GET route also
+ * answers HEAD). pattern is an absolute path: literal segments, ":name" segments that match
+ * one non-empty segment, and a final "*" that matches the rest of the path (possibly empty;
+ * read it with coil_req_param(req, "*")). Returns -EEXIST for a duplicate, -EINVAL for a bad
+ * pattern. Routes are fixed once coil_app_run starts.
+ */
+int coil_route(struct coil_app *app, const char *method, const char *pattern, coil_handler h,
+               void *ud);
+
+/*
+ * Raises the body limit for one route above --max-body-bytes (bytes; 0 keeps the default).
+ * Call after coil_route for the same method and pattern.
+ */
+int coil_route_max_body(struct coil_app *app, const char *method, const char *pattern,
+                        uint64_t max_body_bytes);
+
+/*
+ * Hooks called on each worker's own thread: start before it serves its first request, stop
+ * after its last request and jobs. Use them to build and free per-worker state.
+ */
+int coil_app_on_worker(struct coil_app *app, void (*start)(unsigned worker, void *ud),
+                       void (*stop)(unsigned worker, void *ud), void *ud);
+
+/*
+ * Parses options (exit 2 on a bad one), starts the workers and serves until SIGTERM or SIGINT,
+ * then drains gracefully. Returns the process exit status (0 after a clean drain). Frees app.
+ */
+int coil_app_run(struct coil_app *app);
+
+/* ---- request ---------------------------------------------------------------------------- */
+
+struct coil_str coil_req_method(const struct coil_req *req);
+struct coil_str coil_req_path(const struct coil_req *req);  /* raw, as sent, no query */
+struct coil_str coil_req_query(const struct coil_req *req); /* raw, after '?', may be empty */
+int coil_req_version(const struct coil_req *req);           /* 10 or 11 */
+
+/*
+ * Query parameter by name, percent-decoded ('+' is a space). Returns 1 and sets *out if found,
+ * 0 if absent, -EINVAL if the value is badly encoded. *out lives in the request arena.
+ */
+int coil_req_query_param(struct coil_req *req, const char *name, struct coil_str *out);
+
+/* Path parameter by name (":id" -> "id", "*" for the wildcard), percent-decoded. {NULL,0} if none. */
+struct coil_str coil_req_param(const struct coil_req *req, const char *name);
+
+/* First header with this name (case-insensitive), value trimmed. {NULL,0} if absent. */
+struct coil_str coil_req_header(const struct coil_req *req, const char *name);
+size_t coil_req_header_count(const struct coil_req *req);
+/* The i-th header in the order received (duplicates included). Returns -ERANGE past the end. */
+int coil_req_header_at(const struct coil_req *req, size_t i, struct coil_str *name,
+                       struct coil_str *value);
+
+/* The decoded request body (Content-Length or chunked); empty if none. */
+struct coil_str coil_req_body(const struct coil_req *req);
+
+/* Memory valid until the handler returns (request arena). NULL if out of memory. */
+void *coil_req_alloc(struct coil_req *req, size_t size);
+
+/* ---- response --------------------------------------------------------------------------- */
+
+/* Default status is 200. */
+void coil_res_status(struct coil_res *res, int status);
+
+/*
+ * Adds a header; name and value are copied. Date, Server, Content-Length and Connection are the
+ * engine's and are refused with -EPERM. Values with CR or LF are refused with -EINVAL.
+ */
+int coil_res_header(struct coil_res *res, const char *name, const char *value);
+int coil_res_headern(struct coil_res *res, const char *name, size_t name_len, const char *value,
+                     size_t value_len);
+
+/* Sets the body, copying it. */
+int coil_res_body(struct coil_res *res, const void *data, size_t len);
+/* Sets the body without copying: data must outlive the response (static or app-lifetime). */
+int coil_res_body_static(struct coil_res *res, const void *data, size_t len);
+
+/* Status, Content-Type and a copied body in one call. */
+int coil_res_text(struct coil_res *res, int status, const char *content_type, const char *body);
+
+/* ---- JSON writer ------------------------------------------------------------------------ */
+
+/*
+ * Starts a JSON body (Content-Type: application/json) written with the calls below; commas and
+ * string escaping are handled. The document is checked for balance when the handler returns.
+ */
+struct coil_json;
+struct coil_json *coil_res_json(struct coil_res *res);
+void coil_json_object_open(struct coil_json *j);
+void coil_json_object_close(struct coil_json *j);
+void coil_json_array_open(struct coil_json *j);
+void coil_json_array_close(struct coil_json *j);
+void coil_json_key(struct coil_json *j, const char *key); /* inside an object, before a value */
+void coil_json_keyn(struct coil_json *j, const char *key, size_t len);
+void coil_json_string(struct coil_json *j, const char *s);
+void coil_json_stringn(struct coil_json *j, const char *s, size_t len);
+void coil_json_int(struct coil_json *j, int64_t v);
+void coil_json_uint(struct coil_json *j, uint64_t v);
+void coil_json_double(struct coil_json *j, double v); /* non-finite values are written as null */
+void coil_json_bool(struct coil_json *j, bool v);
+void coil_json_null(struct coil_json *j);
+
+/* ---- workers, memory, background jobs -------------------------------------------------- */
+
+unsigned coil_worker_id(void);    /* the calling worker's index, 0..count-1 */
+unsigned coil_worker_count(void); /* number of workers */
+bool coil_draining(void);         /* true once graceful shutdown has begun */
+
+/* The calling worker's own heap (its jemalloc arena). Free on the same worker. */
+void *coil_malloc(size_t size);
+void *coil_realloc(void *p, size_t size);
+void coil_free(void *p);
+
+/*
+ * A background job. payload is the job's own copy, valid during the call; worker is the
+ * worker running it. Jobs run between batches of requests, never inside a handler.
+ */
+typedef void (*coil_job_fn)(void *payload, size_t len, unsigned worker);
+
+/*
+ * Queues fn with a copy of payload on worker target (which may be the caller). Callable only
+ * from a worker thread (handlers and jobs). Returns -EAGAIN when that channel is full (nothing is
+ * queued), -EINVAL for a bad target, -ENOMEM, -ESHUTDOWN once the worker has stopped.
+ * Jobs from one worker to another run exactly once, in the order posted.
+ */
+int coil_job_post(unsigned target, coil_job_fn fn, const void *payload, size_t len);
+/*
+ * Posts to every worker but the caller. Returns the number of workers that refused (0 when all
+ * accepted), or a negative errno for an error before any was tried.
+ */
+int coil_job_broadcast(coil_job_fn fn, const void *payload, size_t len);
+
+/* ---- statistics ------------------------------------------------------------------------- */
+
+struct coil_stats {
+    uint64_t requests;    /* requests answered */
+    uint64_t connections; /* connections accepted */
+    uint64_t open;        /* connections open now */
+    uint64_t heap_allocs; /* allocations from the workers' jemalloc arenas */
+    uint64_t jobs_run;    /* background jobs run */
+    uint64_t rejected;    /* requests rejected with 4xx/5xx by the engine */
+};
+/* Sums the counters of every worker (each read is relaxed; totals are approximate in flight). */
+void coil_stats_get(struct coil_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COIL_H */

@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * handlers.h: the demo API's handler families; each registers its routes on an app.
+ */
+#ifndef COIL_HANDLERS_H
+#define COIL_HANDLERS_H
+
+#include <coil.h>
+
+/* /plaintext, /json, /healthz, /readyz, /echo, /stats */
+int demo_routes(struct coil_app *app);
+/* /kv/:key: an in-memory store replicated to every worker by background jobs */
+int kv_routes(struct coil_app *app);
+
+#endif
