@@ -4,7 +4,8 @@
  * call here allocates from it with MALLOCX_ARENA | MALLOCX_TCACHE_NONE: no thread cache can
  * hold this arena's memory, so no other thread is ever bound to it and "arena.<i>.destroy"
  * at fini is always allowed and returns everything still allocated in one step. Counting:
- * nalloc and nfree are plain fields written only by the owning worker. A growing realloc
+ * nalloc and nfree are written only by the owning worker, with relaxed atomic stores because
+ * coil_stats_get reads them from other threads. A growing realloc
  * (one that asks for more than the block's usable size, sallocx or malloc_usable_size) counts
  * as one allocation plus one free of the old block, so nalloc - nfree is always the number of
  * live blocks and a module that freed everything leaves nalloc == nfree. Size 0 is
@@ -18,10 +19,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Only the owner writes a counter, but coil_stats_get reads it from other threads: a relaxed
+ * atomic store keeps that read well-defined and costs a plain store. */
+static inline void count(uint64_t *c)
+{
+    __atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
+}
+
 #ifndef COIL_NO_JEMALLOC
 #include <jemalloc/jemalloc.h>
 #else
 #include <malloc.h>
+
 #endif
 
 #ifndef COIL_NO_JEMALLOC
@@ -56,7 +65,7 @@ void *coil__walloc(struct coil_walloc *w, size_t size)
 {
     void *p = mallocx(size ? size : 1, w->flags);
     if (p)
-        w->nalloc++;
+        count(&w->nalloc);
     return p;
 }
 
@@ -64,7 +73,7 @@ void *coil__wcalloc(struct coil_walloc *w, size_t size)
 {
     void *p = mallocx(size ? size : 1, w->flags | MALLOCX_ZERO);
     if (p)
-        w->nalloc++;
+        count(&w->nalloc);
     return p;
 }
 
@@ -75,8 +84,8 @@ void *coil__wrealloc(struct coil_walloc *w, void *p, size_t size)
     size_t old = sallocx(p, w->flags);
     void *q = rallocx(p, size ? size : 1, w->flags);
     if (q && size > old) {
-        w->nalloc++;
-        w->nfree++;
+        count(&w->nalloc);
+        count(&w->nfree);
     }
     return q;
 }
@@ -86,7 +95,7 @@ void coil__wfree(struct coil_walloc *w, void *p)
     if (p == NULL)
         return;
     dallocx(p, w->flags);
-    w->nfree++;
+    count(&w->nfree);
 }
 
 #else /* COIL_NO_JEMALLOC */
@@ -109,7 +118,7 @@ void *coil__walloc(struct coil_walloc *w, size_t size)
 {
     void *p = malloc(size ? size : 1);
     if (p)
-        w->nalloc++;
+        count(&w->nalloc);
     return p;
 }
 
@@ -117,7 +126,7 @@ void *coil__wcalloc(struct coil_walloc *w, size_t size)
 {
     void *p = calloc(1, size ? size : 1);
     if (p)
-        w->nalloc++;
+        count(&w->nalloc);
     return p;
 }
 
@@ -128,8 +137,8 @@ void *coil__wrealloc(struct coil_walloc *w, void *p, size_t size)
     size_t old = malloc_usable_size(p);
     void *q = realloc(p, size ? size : 1);
     if (q && size > old) {
-        w->nalloc++;
-        w->nfree++;
+        count(&w->nalloc);
+        count(&w->nfree);
     }
     return q;
 }
@@ -139,7 +148,7 @@ void coil__wfree(struct coil_walloc *w, void *p)
     if (p == NULL)
         return;
     free(p);
-    w->nfree++;
+    count(&w->nfree);
 }
 
 #endif /* COIL_NO_JEMALLOC */

@@ -280,11 +280,11 @@ static int start_workers(struct coil_app *app)
             fprintf(stderr, "coil: cannot start worker thread: %s\n", strerror(err));
             atomic_store(&app->abort_start, 1);
             atomic_store(&app->stopping, 2);
-            app->nworkers = i; /* join only what started */
             return -err;
         }
+        app->nthreads = i + 1;
     }
-    while (atomic_load(&app->started) < app->nworkers) {
+    while (atomic_load(&app->started) < app->nthreads) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
@@ -308,7 +308,7 @@ static void wait_workers(struct coil_app *app)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
-    while (atomic_load(&app->exited) < app->nworkers) {
+    while (atomic_load(&app->exited) < app->nthreads) {
         struct timespec ts = {0, 50 * 1000000};
         int sig = sigtimedwait(&set, NULL, &ts);
         if (sig != SIGINT && sig != SIGTERM)
@@ -386,9 +386,8 @@ int coil_app_run(struct coil_app *app)
         fflush(stderr);
     }
     wait_workers(app);
-    for (unsigned i = 0; i < app->nworkers; i++)
-        if (app->workers[i] && app->workers[i]->thread)
-            pthread_join(app->workers[i]->thread, NULL);
+    for (unsigned i = 0; i < app->nthreads; i++)
+        pthread_join(app->workers[i]->thread, NULL);
     if (status == 0)
         coil__log("stopped");
     coil__app = NULL;

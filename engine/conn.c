@@ -331,12 +331,14 @@ void coil__conn_abort(struct coil__worker *w, struct coil_conn *c)
         conn_free(w, c);
         return;
     }
-    /* Wakes the multishot recv (it completes with 0) and fails a blocked send. */
+    /* Wakes the multishot recv (it completes with 0) and fails a blocked send; the cancel
+     * covers a socket that shutdown no longer reaches. */
     shutdown(c->fd, SHUT_RDWR);
+    coil__cancel_recv(w, c);
 }
 
 /* Called when a completion for a closing connection arrives. */
-static void closing_done(struct coil__worker *w, struct coil_conn *c)
+void coil__conn_closing_done(struct coil__worker *w, struct coil_conn *c)
 {
     if (c->inflight == 0)
         conn_free(w, c);
@@ -694,7 +696,7 @@ void coil__conn_on_send(struct coil__worker *w, struct coil_conn *c, int res)
             buf_free(w, c->out, c->out->pooled);
             c->out = NULL;
         }
-        closing_done(w, c);
+        coil__conn_closing_done(w, c);
         return;
     }
     if (res <= 0) {

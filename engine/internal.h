@@ -227,6 +227,7 @@ struct coil__worker {
     uint32_t br_returned;     /* buffers given back since the last ring advance */
     unsigned ring_flags;      /* IORING_SETUP_* the kernel accepted */
     bool ring_ready;
+    bool heap_ready;          /* wa was initialised */
     bool forced;              /* drain timeout passed: connections were aborted */
     uint32_t open;            /* connections open on this worker */
     uint64_t *flush;          /* (index << 32 | generation) of connections with output */
@@ -255,6 +256,7 @@ struct coil_app {
     void (*on_stop)(unsigned worker, void *ud);
     void *hook_ud;
     unsigned nworkers;
+    unsigned nthreads;              /* worker threads created (joined at exit) */
     struct coil__worker **workers;
     struct coil__chan *chans;       /* nworkers * nworkers, [src * n + dst] */
     int *listen_fds;
@@ -282,6 +284,7 @@ void coil__conn_on_send(struct coil__worker *w, struct coil_conn *c, int res);
 void coil__conn_on_eof(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_close(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_abort(struct coil__worker *w, struct coil_conn *c);
+void coil__conn_closing_done(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_on_timer(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_drain(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_release_buffers(struct coil__worker *w, struct coil_conn *c);

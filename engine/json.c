@@ -21,9 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 64        /* one bit per open container in first / is_object */
-#define FIRST_CAP 256       /* initial buffer size */
-#define MAX_ESCAPE 6        /* longest output for one special character: \u00XX */
+#define MAX_DEPTH 64  /* one bit per open container in first / is_object */
+#define FIRST_CAP 256 /* initial buffer size */
+#define MAX_ESCAPE 6  /* longest output for one special character: \u00XX */
 
 static const char hex_digits[] = "0123456789abcdef";
 
@@ -88,7 +88,7 @@ static bool reserve(struct coil_json *j, size_t n)
 
 static void put_raw(struct coil_json *j, const char *s, size_t n)
 {
-    if (!reserve(j, n))
+    if (j->err || !reserve(j, n))
         return;
     memcpy(j->buf + j->len, s, n);
     j->len += n;
@@ -123,16 +123,18 @@ static size_t utf8_len(const unsigned char *s, size_t n, size_t *bad)
 {
     unsigned char c = s[0], lo = 0x80, hi = 0xbf;
     size_t more;
-    if (c >= 0xc2 && c <= 0xdf)
+    if (c >= 0xc2 && c <= 0xdf) {
         more = 1;
-    else if (c >= 0xe0 && c <= 0xef)
-        more = 2, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-    else if (c >= 0xf0 && c <= 0xf4)
-        more = 3, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-    else
-        more = 0; /* continuation byte, C0, C1, F5..FF: never valid first */
-    if (more == 0) {
-        *bad = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        more = 2;
+        lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlong forms */
+        hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        more = 3;
+        lo = c == 0xf0 ? 0x90 : 0x80; /* no overlong forms */
+        hi = c == 0xf4 ? 0x8f : 0xbf; /* nothing above U+10FFFF */
+    } else {
+        *bad = 1; /* continuation byte, C0, C1, F5..FF: never a valid first byte */
         return 0;
     }
     for (size_t i = 1; i <= more; i++) {
@@ -140,7 +142,8 @@ static size_t utf8_len(const unsigned char *s, size_t n, size_t *bad)
             *bad = i;
             return 0;
         }
-        lo = 0x80, hi = 0xbf; /* only the second byte has a narrowed range */
+        lo = 0x80; /* only the second byte has a narrower range */
+        hi = 0xbf;
     }
     return more + 1;
 }

@@ -95,8 +95,10 @@ int coil__query_find(struct coil_str query, const char *name, size_t name_len,
                      struct coil_str *raw_value)
 {
     assert(raw_value && (name || name_len == 0));
+    if (query.len == 0)
+        return 0;
     const char *p = query.ptr, *end = query.ptr + query.len;
-    while (p && p < end) {
+    while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
         if (pe > p) {

@@ -11,6 +11,8 @@
  * method, so "GET /u/new" does not hide "POST /u/:id". Each node is visited at most once per
  * match (the depth fixes the segment), and recursion depth is bounded by the deepest pattern.
  * Parameter names belong to each route, so "GET /u/:id" and "POST /u/:uid" may share a node.
+ * Patterns are strict, since a typo would otherwise route silently: literal bytes are visible
+ * ASCII other than '?', '#' and '*'; names are [A-Za-z0-9_-]; '*' is a whole, last segment.
  */
 #include "router.h"
 
@@ -90,8 +92,8 @@ static bool valid_method(const char *m)
 
 static bool is_name_char(unsigned char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '_' || c == '-';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '-';
 }
 
 /* Literal pattern bytes: visible ASCII, but not the query/fragment delimiters nor '*'. */
@@ -248,8 +250,7 @@ static struct entry *node_method(const struct node *n, const char *m, size_t len
     return NULL;
 }
 
-static struct entry *entry_create(const char *method, const char *pattern, coil_handler h,
-                                  void *ud)
+static struct entry *entry_create(const char *method, const char *pattern, coil_handler h, void *ud)
 {
     size_t mlen = strlen(method), plen = strlen(pattern);
     struct entry *e = malloc(sizeof(*e) + mlen + 1 + plen + 1);
@@ -442,7 +443,8 @@ static void build_allow(const struct walk *w, char *out, size_t cap)
     for (uint32_t i = 0; i < w->nseen; i++) {
         const struct node *nd = w->seen[i];
         for (uint32_t k = 0; k < nd->nentries; k++) {
-            add_method(ms, &n, (struct coil_str){nd->entries[k]->method, nd->entries[k]->method_len});
+            add_method(ms, &n,
+                       (struct coil_str){nd->entries[k]->method, nd->entries[k]->method_len});
             if (nd->entries[k]->method_len == 3 && !memcmp(nd->entries[k]->method, "GET", 3))
                 add_method(ms, &n, (struct coil_str){"HEAD", 4});
         }
