@@ -221,9 +221,11 @@ static void explain_ring_error(int err, const char *what)
                         "enabled.\n", what);
         break;
     case ENOMEM:
-        fprintf(stderr, "coil: %s: cannot allocate memory. On kernels before 5.12 io_uring "
-                        "memory counts against RLIMIT_MEMLOCK: raise it (`ulimit -l unlimited`, "
-                        "or Docker's --ulimit memlock=-1:-1), or use fewer --workers.\n", what);
+        fprintf(stderr, "coil: %s: cannot allocate memory. io_uring rings are charged to the "
+                        "locked-memory limit (RLIMIT_MEMLOCK, shared by every process of this "
+                        "user), about 0.5 MiB per worker: raise it (`ulimit -l unlimited`, "
+                        "Docker's --ulimit memlock=-1:-1, LimitMEMLOCK= in systemd) or use "
+                        "fewer --workers.\n", what);
         break;
     case EINVAL:
         fprintf(stderr, "coil: %s: invalid argument. The kernel lacks an io_uring feature coil "

@@ -132,6 +132,8 @@ struct coil_conn {
     struct coil__obuf *out;       /* being sent, or NULL */
     struct coil__obuf *pend;      /* queued behind out, or NULL */
 };
+/* An idle keep-alive connection costs this plus the kernel's socket: keep it small. */
+static_assert(sizeof(struct coil_conn) <= 96, "struct coil_conn grew past 96 bytes");
 
 /* ---- request and response (req.c) ---- */
 
