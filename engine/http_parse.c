@@ -89,6 +89,39 @@ static inline bool same_lower(const char *a, const char *lc, size_t n)
     return true;
 }
 
+static inline uint64_t load64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+static inline uint32_t load32(const char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/*
+ * same_lower for n >= 4 with word loads: setting bit 0x20 folds upper case onto lower case.
+ * Exact only because lc holds just lower-case letters, digits and '-', and a holds bytes already
+ * checked to be tchar or field-value bytes: the other bytes that fold onto those (0x0D, 0x10-0x19)
+ * are control bytes, refused before any comparison.
+ */
+static inline bool same_folded(const char *a, const char *lc, size_t n)
+{
+    assert(n >= 4);
+    if (n < 8)
+        return (((load32(a) | 0x20202020u) ^ load32(lc)) |
+                ((load32(a + n - 4) | 0x20202020u) ^ load32(lc + n - 4))) == 0;
+    const uint64_t fold = 0x2020202020202020u;
+    uint64_t diff = (load64(a + n - 8) | fold) ^ load64(lc + n - 8);
+    for (size_t i = 0; i + 8 < n; i += 8)
+        diff |= (load64(a + i) | fold) ^ load64(lc + i);
+    return diff == 0;
+}
+
 bool coil__http_name_eq(struct coil_str s, const char *lc)
 {
     assert(lc != NULL);
@@ -144,6 +177,16 @@ static inline const char *skip_target(const char *p, const char *end)
 
 static inline const char *skip_token(const char *p, const char *end)
 {
+    for (; end - p >= 4; p += 4) { /* unrolled: one bound check per four bytes */
+        if (!is(p[0], CL_TOKEN))
+            return p;
+        if (!is(p[1], CL_TOKEN))
+            return p + 1;
+        if (!is(p[2], CL_TOKEN))
+            return p + 2;
+        if (!is(p[3], CL_TOKEN))
+            return p + 3;
+    }
     while (p < end && is(*p, CL_TOKEN))
         p++;
     return p;
@@ -261,15 +304,9 @@ static int check_target(struct coil__http_req *req, struct seen *s, const char *
     }
 }
 
-/* "HTTP/1.x" CRLF at p. Another well-formed HTTP/d.d is 505 as soon as its 8 bytes are in. */
-static int parse_version(const char *p, const char *end, struct coil__http_req *req)
+/* Why n bytes at p do not start "HTTP/1.0" or "HTTP/1.1": AGAIN (too few), -400 or -505. */
+static int check_version_prefix(const char *p, size_t n)
 {
-    size_t n = (size_t)(end - p);
-    if (n >= 10 && memcmp(p, "HTTP/1.", 7) == 0 && (p[7] == '1' || p[7] == '0') && p[8] == '\r' &&
-        p[9] == '\n') {
-        req->minor = (uint8_t)(p[7] - '0');
-        return 0;
-    }
     static const char proto[] = "HTTP/";
     for (size_t i = 0; i < 5; i++) {
         if (i == n)
@@ -289,8 +326,16 @@ static int parse_version(const char *p, const char *end, struct coil__http_req *
         return AGAIN;
     if (!IS_DIGIT(p[7]))
         return -400;
-    if (p[5] != '1' || (p[7] != '0' && p[7] != '1'))
-        return -505;
+    assert(p[5] != '1' || (p[7] != '0' && p[7] != '1'));
+    return -505; /* a well-formed HTTP/d.d, as soon as its 8 bytes are in */
+}
+
+/* "HTTP/1.0" or "HTTP/1.1", then CRLF, at p. */
+static int parse_version(const char *p, const char *end, struct coil__http_req *req)
+{
+    size_t n = (size_t)(end - p);
+    if (n < 8 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1'))
+        return check_version_prefix(p, n);
     if (n < 9)
         return AGAIN;
     if (p[8] != '\r')
@@ -402,7 +447,7 @@ static int on_transfer_encoding(struct seen *s, struct coil_str v)
         p = skip_token(p, e);
         if (p == t)
             return -400;
-        bool chunked = p - t == 7 && same_lower(t, "chunked", 7);
+        bool chunked = p - t == 7 && same_folded(t, "chunked", 7);
         p = skip_ows(p, e);
         if (p < e && *p == ';') {
             s->te_bad_chunked |= chunked; /* chunked takes none; other codings are 501 anyway */
@@ -434,9 +479,9 @@ static void on_connection(struct seen *s, struct coil_str v)
         while (is(te[-1], CL_OWS))
             te--;
         size_t n = (size_t)(te - t);
-        if (n == 5 && same_lower(t, "close", 5))
+        if (n == 5 && same_folded(t, "close", 5))
             s->conn_close = true;
-        else if (n == 10 && same_lower(t, "keep-alive", 10))
+        else if (n == 10 && same_folded(t, "keep-alive", 10))
             s->conn_keep_alive = true;
     }
 }
@@ -447,23 +492,23 @@ static int apply_field(struct coil__http_req *req, struct seen *s, struct coil_s
 {
     switch (name.len) {
     case 4:
-        return same_lower(name.ptr, "host", 4) ? on_host(req, s, value) : 0;
+        return same_folded(name.ptr, "host", 4) ? on_host(req, s, value) : 0;
     case 6:
-        if (same_lower(name.ptr, "expect", 6)) {
-            if (value.len == 12 && same_lower(value.ptr, "100-continue", 12))
+        if (same_folded(name.ptr, "expect", 6)) {
+            if (value.len == 12 && same_folded(value.ptr, "100-continue", 12))
                 s->expect_100 = true;
             else
                 s->expect_other = true;
         }
         return 0;
     case 10:
-        if (same_lower(name.ptr, "connection", 10))
+        if (same_folded(name.ptr, "connection", 10))
             on_connection(s, value);
         return 0;
     case 14:
-        return same_lower(name.ptr, "content-length", 14) ? on_content_length(req, value) : 0;
+        return same_folded(name.ptr, "content-length", 14) ? on_content_length(req, value) : 0;
     case 17:
-        return same_lower(name.ptr, "transfer-encoding", 17) ? on_transfer_encoding(s, value) : 0;
+        return same_folded(name.ptr, "transfer-encoding", 17) ? on_transfer_encoding(s, value) : 0;
     default:
         return 0;
     }
@@ -646,9 +691,11 @@ static int step(struct coil__chunked *c, char ch, uint64_t max_body, uint32_t ma
     if (c->state < CK_SIZE_LF && ch != '\r' && ++c->line_bytes > CHUNK_LINE_MAX)
         return -400;
     bool in_field = c->state >= CK_TRAILER0 && c->state <= CK_TRAILER_LF;
-    if (in_field && !(c->state == CK_TRAILER0 && ch == '\r') &&
-        ++c->trailer_bytes > max_header_bytes)
-        return -400; /* the final empty line is not counted */
+    if (in_field && !(c->state == CK_TRAILER0 && ch == '\r')) { /* the final CRLF is not counted */
+        if (c->trailer_bytes == max_header_bytes)
+            return -400;
+        c->trailer_bytes++;
+    }
     bool ows = is(ch, CL_OWS), tchar = is(ch, CL_TOKEN);
     switch (c->state) {
     case CK_SIZE0:
