@@ -390,8 +390,13 @@ int coil_app_run(struct coil_app *app)
     wait_workers(app);
     for (unsigned i = 0; i < app->nthreads; i++)
         pthread_join(app->workers[i]->thread, NULL);
-    if (status == 0)
-        coil__log("stopped");
+    if (status == 0) {
+        struct coil_stats st;
+        coil_stats_get(&st);
+        coil__log("stopped: %llu requests, %llu connections, %llu jobs run",
+                  (unsigned long long)st.requests, (unsigned long long)st.connections,
+                  (unsigned long long)st.jobs_run);
+    }
     coil__app = NULL;
     app_free(app);
     return status;

@@ -213,6 +213,7 @@ struct coil__worker {
     enum coil__phase phase;
     bool accept_armed;
     bool accept_paused;       /* EMFILE/ENFILE: waiting before accepting again */
+    bool accept_warned;       /* the pause was logged; cleared by a successful accept */
     bool jobs_due;            /* woken: run inbound jobs after this batch */
     uint64_t now_ms;          /* CLOCK_MONOTONIC, updated once per loop */
     uint64_t drain_deadline;  /* ms */

@@ -148,10 +148,11 @@ static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
         if (e == ECANCELED || w->phase != PHASE_RUN)
             return;
         if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-            if (!w->accept_paused)
+            if (!w->accept_warned)
                 coil__log("worker %u: accept: %s; pausing accepts for %u ms (raise `ulimit -n` "
                           "or lower --max-conns)", w->id, strerror(e), ACCEPT_PAUSE_MS);
             w->accept_paused = true;
+            w->accept_warned = true; /* once per episode: cleared by the next accept */
             if (w->accept_armed)
                 cancel_accept(w);
             coil__timer_arm(&w->wheel, &w->accept_timer, w->now_ms + ACCEPT_PAUSE_MS);
@@ -163,6 +164,7 @@ static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
         close(cqe->res);
     } else {
         uint32_t idx, gen;
+        w->accept_warned = false;
         struct coil_conn *c = coil__slab_get(&w->conns, &idx, &gen);
         if (!c) {
             close(cqe->res); /* --max-conns reached */
