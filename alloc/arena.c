@@ -12,6 +12,7 @@
  * unpoisoned before they go back to walloc, whose allocator may not know about our poison.
  */
 #include "arena.h"
+#include "poison.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -19,23 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define COIL__ARENA_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COIL__ARENA_ASAN 1
-#endif
-#endif
-
-#ifdef COIL__ARENA_ASAN
-#include <sanitizer/asan_interface.h>
-#define poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define poison(p, n) ((void)(p), (void)(n))
-#define unpoison(p, n) ((void)(p), (void)(n))
-#endif
 
 #define ALIGN 16u
 

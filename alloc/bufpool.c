@@ -7,27 +7,11 @@
  * released buffer faults; buffers are unpoisoned again before they are handed out or freed.
  */
 #include "bufpool.h"
+#include "poison.h"
 
 #include <assert.h>
 #include <stddef.h>
 #include <string.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define COIL__BUFPOOL_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COIL__BUFPOOL_ASAN 1
-#endif
-#endif
-
-#ifdef COIL__BUFPOOL_ASAN
-#include <sanitizer/asan_interface.h>
-#define poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define poison(p, n) ((void)(p), (void)(n))
-#define unpoison(p, n) ((void)(p), (void)(n))
-#endif
 
 void coil__bufpool_init(struct coil_bufpool *p, struct coil_walloc *wa, size_t size,
                         uint32_t max_cached)

@@ -13,27 +13,11 @@
  * objects are poisoned and a use after put faults.
  */
 #include "slab.h"
+#include "poison.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
-
-#if defined(__SANITIZE_ADDRESS__)
-#define COIL__SLAB_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define COIL__SLAB_ASAN 1
-#endif
-#endif
-
-#ifdef COIL__SLAB_ASAN
-#include <sanitizer/asan_interface.h>
-#define poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define poison(p, n) ((void)(p), (void)(n))
-#define unpoison(p, n) ((void)(p), (void)(n))
-#endif
 
 #define NONE UINT32_MAX
 #define MAX_OBJS (1u << 24)

@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 struct coil_walloc {
-    unsigned arena;     /* jemalloc arena index; 0 when COIL_NO_JEMALLOC */
-    int flags;          /* mallocx flags: MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE */
-    uint64_t nalloc;    /* allocations (malloc and growing realloc) since init; owner-written */
-    uint64_t nfree;     /* frees since init */
+    unsigned arena;  /* jemalloc arena index; 0 when COIL_NO_JEMALLOC */
+    int flags;       /* mallocx flags: MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE */
+    uint64_t nalloc; /* allocations (malloc and growing realloc) since init; owner-written */
+    uint64_t nfree;  /* frees since init */
 };
 
 /* Creates the arena. Returns 0 or -errno (-ENOMEM). */
@@ -27,8 +27,8 @@ int coil__walloc_init(struct coil_walloc *w);
 /* Destroys the arena and everything still allocated in it. */
 void coil__walloc_fini(struct coil_walloc *w);
 
-void *coil__walloc(struct coil_walloc *w, size_t size);           /* NULL on OOM */
-void *coil__wcalloc(struct coil_walloc *w, size_t size);          /* zeroed */
+void *coil__walloc(struct coil_walloc *w, size_t size);            /* NULL on OOM */
+void *coil__wcalloc(struct coil_walloc *w, size_t size);           /* zeroed */
 void *coil__wrealloc(struct coil_walloc *w, void *p, size_t size); /* NULL on OOM, p kept */
 void coil__wfree(struct coil_walloc *w, void *p);                  /* p may be NULL */
 

@@ -28,7 +28,6 @@
 
 struct coil_app *coil__app;
 
-
 void coil__log(const char *fmt, ...)
 {
     char buf[512];
@@ -183,15 +182,18 @@ static int open_listeners(struct coil_app *app)
         int fd = open_listener(cfg, cfg->port);
         if (fd < 0) {
             if (fd == -EADDRINUSE)
-                fprintf(stderr, "coil: cannot listen on %s port %u: the port is in use by another "
-                                "process. Stop it or pick another port with --port.\n",
+                fprintf(stderr,
+                        "coil: cannot listen on %s port %u: the port is in use by another "
+                        "process. Stop it or pick another port with --port.\n",
                         cfg->bind, cfg->port);
             else if (fd == -EACCES)
-                fprintf(stderr, "coil: cannot listen on port %u: permission denied (ports below "
-                                "1024 need root or CAP_NET_BIND_SERVICE).\n", cfg->port);
+                fprintf(stderr,
+                        "coil: cannot listen on port %u: permission denied (ports below "
+                        "1024 need root or CAP_NET_BIND_SERVICE).\n",
+                        cfg->port);
             else
-                fprintf(stderr, "coil: cannot listen on %s port %u: %s\n", cfg->bind,
-                        cfg->port, strerror(-fd));
+                fprintf(stderr, "coil: cannot listen on %s port %u: %s\n", cfg->bind, cfg->port,
+                        strerror(-fd));
             return fd;
         }
         app->listen_fds[i] = fd;
@@ -213,23 +215,29 @@ static void explain_ring_error(int err, const char *what)
                 "kernel.io_uring_disabled is set (set it to 0, or 1 and add this user to the "
                 "group in kernel.io_uring_group), or a seccomp profile blocks it (Docker's "
                 "default profile does: run with --security-opt seccomp=docker/seccomp.json "
-                "from this repository, or seccomp=unconfined).\n", what);
+                "from this repository, or seccomp=unconfined).\n",
+                what);
         break;
     case ENOSYS:
-        fprintf(stderr, "coil: %s: function not implemented. This kernel has no io_uring, or a "
-                        "seccomp filter hides it; coil needs Linux 6.1 or newer with io_uring "
-                        "enabled.\n", what);
+        fprintf(stderr,
+                "coil: %s: function not implemented. This kernel has no io_uring, or a "
+                "seccomp filter hides it; coil needs Linux 6.1 or newer with io_uring "
+                "enabled.\n",
+                what);
         break;
     case ENOMEM:
-        fprintf(stderr, "coil: %s: cannot allocate memory. io_uring rings are charged to the "
-                        "locked-memory limit (RLIMIT_MEMLOCK, shared by every process of this "
-                        "user), about 0.5 MiB per worker: raise it (`ulimit -l unlimited`, "
-                        "Docker's --ulimit memlock=-1:-1, LimitMEMLOCK= in systemd) or use "
-                        "fewer --workers.\n", what);
+        fprintf(stderr,
+                "coil: %s: cannot allocate memory. io_uring rings are charged to the "
+                "locked-memory limit (RLIMIT_MEMLOCK, shared by every process of this "
+                "user), about 0.5 MiB per worker: raise it (`ulimit -l unlimited`, "
+                "Docker's --ulimit memlock=-1:-1, LimitMEMLOCK= in systemd) or use "
+                "fewer --workers.\n",
+                what);
         break;
     case EINVAL:
-        fprintf(stderr, "coil: %s: invalid argument. The kernel lacks an io_uring feature coil "
-                        "needs (multishot accept/recv, provided buffer rings: Linux 6.1+).\n",
+        fprintf(stderr,
+                "coil: %s: invalid argument. The kernel lacks an io_uring feature coil "
+                "needs (multishot accept/recv, provided buffer rings: Linux 6.1+).\n",
                 what);
         break;
     default:
@@ -276,8 +284,8 @@ static int start_workers(struct coil_app *app)
         app->workers[i] = w;
     }
     for (unsigned i = 0; i < app->nworkers; i++) {
-        int err = pthread_create(&app->workers[i]->thread, NULL, coil__worker_main,
-                                 app->workers[i]);
+        int err =
+            pthread_create(&app->workers[i]->thread, NULL, coil__worker_main, app->workers[i]);
         if (err) {
             fprintf(stderr, "coil: cannot start worker thread: %s\n", strerror(err));
             atomic_store(&app->abort_start, 1);

@@ -118,7 +118,8 @@ int coil_req_version(const struct coil_req *req);           /* 10 or 11 */
  */
 int coil_req_query_param(struct coil_req *req, const char *name, struct coil_str *out);
 
-/* Path parameter by name (":id" -> "id", "*" for the wildcard), percent-decoded. {NULL,0} if none. */
+/* Path parameter by name (":id" -> "id", "*" for the wildcard), percent-decoded. {NULL,0} if none.
+ */
 struct coil_str coil_req_param(const struct coil_req *req, const char *name);
 
 /* First header with this name (case-insensitive), value trimmed. {NULL,0} if absent. */

@@ -32,7 +32,7 @@ struct optdef {
     const char *name;
     const char *env;
     enum kind kind;
-    size_t off;   /* offset in struct coil__config */
+    size_t off;    /* offset in struct coil__config */
     uint8_t width; /* bytes of the field: 2, 4 or 8 */
     uint64_t min;
     uint64_t max;
@@ -48,8 +48,8 @@ static const struct optdef opts[] = {
      "worker threads, each pinned to a CPU (default: the CPUs this process may use)"},
     {"max-conns", "COIL_MAX_CONNS", K_UINT, F(max_conns), 1, (1u << 24) - 1,
      "open connections per worker; more are closed at accept"},
-    {"max-header-bytes", "COIL_MAX_HEADER_BYTES", K_SIZE, F(lim.max_header_bytes), 256,
-     1u << 20, "request line + headers (431/414 beyond)"},
+    {"max-header-bytes", "COIL_MAX_HEADER_BYTES", K_SIZE, F(lim.max_header_bytes), 256, 1u << 20,
+     "request line + headers (431/414 beyond)"},
     {"max-headers", "COIL_MAX_HEADERS", K_UINT, F(lim.max_headers), 1, 10000,
      "header lines per request (431 beyond)"},
     {"max-body-bytes", "COIL_MAX_BODY_BYTES", K_SIZE, F(lim.max_body_bytes), 0, 1u << 30,
@@ -157,8 +157,10 @@ static int set_value(struct coil__config *cfg, const struct optdef *d, const cha
     }
     uint64_t v;
     if (parse_scaled(val, d->kind, &v) < 0 || v < d->min || v > d->max) {
-        fprintf(stderr, "coil: %s: '%s' is not valid (expected %s from %llu to %llu)\n", from,
-                val, d->kind == K_DUR ? "a duration" : d->kind == K_SIZE ? "a size" : "a number",
+        fprintf(stderr, "coil: %s: '%s' is not valid (expected %s from %llu to %llu)\n", from, val,
+                d->kind == K_DUR    ? "a duration"
+                : d->kind == K_SIZE ? "a size"
+                                    : "a number",
                 (unsigned long long)d->min, (unsigned long long)d->max);
         return -EINVAL;
     }
@@ -172,8 +174,8 @@ static int set_value(struct coil__config *cfg, const struct optdef *d, const cha
 }
 
 /* Finds an engine or application option by name; one of *d / *o is set. */
-static bool find(const struct coil_app *app, const char *name, size_t n,
-                 const struct optdef **d, const struct coil__option **o)
+static bool find(const struct coil_app *app, const char *name, size_t n, const struct optdef **d,
+                 const struct coil__option **o)
 {
     *d = NULL;
     *o = NULL;

@@ -26,47 +26,82 @@
 
 #define STAT_INC(w, field)                                                                         \
     atomic_store_explicit(&(w)->stats.field,                                                       \
-                          atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + 1,      \
+                          atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + 1,       \
                           memory_order_relaxed)
 
 static const char *reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 303:
+        return "See Other";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "";
     }
 }
 
@@ -114,8 +149,14 @@ static void *buf_grow(struct coil__worker *w, void *old, size_t hdr, size_t used
     return nb;
 }
 
-static size_t obuf_hdr(void) { return offsetof(struct coil__obuf, data); }
-static size_t partial_hdr(void) { return offsetof(struct coil__partial, data); }
+static size_t obuf_hdr(void)
+{
+    return offsetof(struct coil__obuf, data);
+}
+static size_t partial_hdr(void)
+{
+    return offsetof(struct coil__partial, data);
+}
 
 /* Room for n more bytes at the end of pend; NULL on OOM. Commit with pend->len += written. */
 static char *out_reserve(struct coil__worker *w, struct coil_conn *c, size_t n)
@@ -155,8 +196,8 @@ static int partial_reserve(struct coil__worker *w, struct coil_conn *c, size_t n
     if (p && p->cap >= need)
         return 0;
     /* One request plus framing slack; pipelined bytes beyond it wait in the socket. */
-    uint64_t limit = (uint64_t)cfg->lim.max_header_bytes + cfg->lim.max_body_bytes +
-                     (1u << 20) + cfg->recv_buf_size;
+    uint64_t limit = (uint64_t)cfg->lim.max_header_bytes + cfg->lim.max_body_bytes + (1u << 20) +
+                     cfg->recv_buf_size;
     if (need > limit && need > (p ? p->cap : 0))
         return -E2BIG;
     uint8_t pooled = p ? p->pooled : 0;
@@ -274,8 +315,14 @@ static int write_simple(struct coil__worker *w, struct coil_conn *c, int status,
     size_t n = strlen(rs);
     memcpy(body, rs, n);
     body[n++] = '\n';
-    struct resp r = {.status = status, .hdrs = hdrs, .nhdrs = allow ? 2 : 1, .body = body,
-                     .body_len = n, .head = head, .close = close, .keepalive = keepalive};
+    struct resp r = {.status = status,
+                     .hdrs = hdrs,
+                     .nhdrs = allow ? 2 : 1,
+                     .body = body,
+                     .body_len = n,
+                     .head = head,
+                     .close = close,
+                     .keepalive = keepalive};
     return write_response(w, c, &r);
 }
 
@@ -362,11 +409,6 @@ static void begin_linger(struct coil__worker *w, struct coil_conn *c)
         coil__arm_recv(w, c);
 }
 
-void coil__conn_close(struct coil__worker *w, struct coil_conn *c)
-{
-    coil__conn_abort(w, c);
-}
-
 /* ---- requests --------------------------------------------------------------------------- */
 
 static bool output_queued(const struct coil_conn *c)
@@ -387,8 +429,8 @@ static void reject(struct coil__worker *w, struct coil_conn *c, int status)
 }
 
 /* Runs the route's handler (or the engine's 404/405) and queues the response. */
-static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__http_req *h,
-                     int mr, const struct coil__match *m, struct coil_str body, bool more)
+static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__http_req *h, int mr,
+                     const struct coil__match *m, struct coil_str body, bool more)
 {
     bool keep = (h->flags & COIL_HTTP_KEEP_ALIVE) != 0;
     /* Draining: the last request in hand gets Connection: close. */
@@ -406,9 +448,14 @@ static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__h
         coil__req_setup(&req, &res, w, h, m, body);
         int hrc = m->route->handler(&req, &res, m->route->ud);
         int status = coil__res_finish(&res, hrc);
-        struct resp r = {.status = status, .hdrs = res.hdrs, .nhdrs = res.nhdrs,
-                         .body = res.body, .body_len = res.body_len, .head = head,
-                         .close = !keep, .keepalive = ka10};
+        struct resp r = {.status = status,
+                         .hdrs = res.hdrs,
+                         .nhdrs = res.nhdrs,
+                         .body = res.body,
+                         .body_len = res.body_len,
+                         .head = head,
+                         .close = !keep,
+                         .keepalive = ka10};
         rc = write_response(w, c, &r);
     }
     coil__arena_reset(&w->arena);
@@ -725,8 +772,7 @@ void coil__conn_on_send(struct coil__worker *w, struct coil_conn *c, int res)
     } else if (!c->in) {
         c->read_deadline = w->now_ms + w->app->cfg.idle_timeout_ms;
     }
-    if ((c->flags & CONN_PAUSED) &&
-        (!c->pend || c->pend->len < w->app->cfg.max_pending_out / 2))
+    if ((c->flags & CONN_PAUSED) && (!c->pend || c->pend->len < w->app->cfg.max_pending_out / 2))
         coil__conn_resume(w, c);
     else
         coil__conn_set_timer(w, c);

@@ -37,23 +37,23 @@ struct coil__http_header {
 };
 
 enum {
-    COIL_HTTP_KEEP_ALIVE = 1u << 0,   /* the connection may stay open after this request */
-    COIL_HTTP_CHUNKED = 1u << 1,      /* Transfer-Encoding: chunked */
-    COIL_HTTP_HAS_LENGTH = 1u << 2,   /* Content-Length present */
-    COIL_HTTP_EXPECT_100 = 1u << 3,   /* Expect: 100-continue */
-    COIL_HTTP_HEAD = 1u << 4,         /* method is HEAD */
+    COIL_HTTP_KEEP_ALIVE = 1u << 0, /* the connection may stay open after this request */
+    COIL_HTTP_CHUNKED = 1u << 1,    /* Transfer-Encoding: chunked */
+    COIL_HTTP_HAS_LENGTH = 1u << 2, /* Content-Length present */
+    COIL_HTTP_EXPECT_100 = 1u << 3, /* Expect: 100-continue */
+    COIL_HTTP_HEAD = 1u << 4,       /* method is HEAD */
 };
 
 struct coil__http_req {
-    struct coil_str method;        /* token */
-    struct coil_str target;        /* as sent */
-    struct coil_str path;          /* origin-form path (from absolute-form: the path part) */
-    struct coil_str query;         /* after '?', without it; empty if none */
-    struct coil_str host;          /* Host header value (or absolute-form authority) */
-    uint8_t minor;                 /* HTTP/1.<minor>: 0 or 1 */
-    uint32_t flags;                /* COIL_HTTP_* */
-    uint64_t content_length;       /* valid with COIL_HTTP_HAS_LENGTH */
-    uint32_t nheaders;             /* entries used in headers[] */
+    struct coil_str method;            /* token */
+    struct coil_str target;            /* as sent */
+    struct coil_str path;              /* origin-form path (from absolute-form: the path part) */
+    struct coil_str query;             /* after '?', without it; empty if none */
+    struct coil_str host;              /* Host header value (or absolute-form authority) */
+    uint8_t minor;                     /* HTTP/1.<minor>: 0 or 1 */
+    uint32_t flags;                    /* COIL_HTTP_* */
+    uint64_t content_length;           /* valid with COIL_HTTP_HAS_LENGTH */
+    uint32_t nheaders;                 /* entries used in headers[] */
     struct coil__http_header *headers; /* caller's array of limits->max_headers entries */
 };
 
@@ -82,11 +82,11 @@ int coil__http_parse_head(const char *buf, size_t len, struct coil__http_req *re
 bool coil__http_name_eq(struct coil_str s, const char *lower);
 
 struct coil__chunked {
-    uint8_t state;       /* decoder state (private) */
-    uint64_t remaining;  /* data bytes left in the current chunk */
-    size_t in;           /* read offset into the body buffer */
-    size_t out;          /* write offset: decoded bytes so far (out <= in) */
-    uint32_t line_bytes; /* bytes in the current size/extension/trailer line (bounded) */
+    uint8_t state;          /* decoder state (private) */
+    uint64_t remaining;     /* data bytes left in the current chunk */
+    size_t in;              /* read offset into the body buffer */
+    size_t out;             /* write offset: decoded bytes so far (out <= in) */
+    uint32_t line_bytes;    /* bytes in the current size/extension/trailer line (bounded) */
     uint32_t trailer_bytes; /* bytes of trailer section so far (bounded by max_header_bytes) */
 };
 

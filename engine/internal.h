@@ -38,10 +38,10 @@
 struct coil__option; /* an application option (coil_app_option) */
 
 struct coil__config {
-    char bind[64];              /* numeric IPv4 or IPv6 address */
-    uint16_t port;              /* 0: pick a free one */
-    unsigned workers;           /* threads, one per CPU */
-    uint32_t max_conns;         /* per worker */
+    char bind[64];      /* numeric IPv4 or IPv6 address */
+    uint16_t port;      /* 0: pick a free one */
+    unsigned workers;   /* threads, one per CPU */
+    uint32_t max_conns; /* per worker */
     struct coil__http_limits lim;
     uint64_t header_timeout_ms; /* whole request head, from its first byte */
     uint64_t body_timeout_ms;   /* between two reads of a body */
@@ -90,9 +90,9 @@ struct coil__progress {
 };
 
 struct coil__partial {
-    uint32_t len;    /* bytes held */
-    uint32_t cap;    /* bytes allocated for data */
-    uint8_t pooled;  /* from the worker's bufpool */
+    uint32_t len;   /* bytes held */
+    uint32_t cap;   /* bytes allocated for data */
+    uint8_t pooled; /* from the worker's bufpool */
     struct coil__progress prog;
     _Alignas(16) char data[];
 };
@@ -107,30 +107,30 @@ struct coil__obuf {
 };
 
 enum {
-    CONN_RECV_ARMED = 1u << 0, /* a multishot recv is in flight */
-    CONN_SENDING = 1u << 1,    /* a send is in flight (at most one) */
-    CONN_PAUSED = 1u << 2,     /* backpressure: not reading until output drains */
+    CONN_RECV_ARMED = 1u << 0,  /* a multishot recv is in flight */
+    CONN_SENDING = 1u << 1,     /* a send is in flight (at most one) */
+    CONN_PAUSED = 1u << 2,      /* backpressure: not reading until output drains */
     CONN_CLOSE_AFTER = 1u << 3, /* close once the queued output is sent */
-    CONN_EOF = 1u << 4,        /* the peer closed its side */
-    CONN_LINGER = 1u << 5,     /* response sent, FIN sent; discarding input until EOF */
-    CONN_CLOSING = 1u << 6,    /* cancelled; freed once nothing is in flight */
-    CONN_FLUSH = 1u << 7,      /* on the worker's flush list */
+    CONN_EOF = 1u << 4,         /* the peer closed its side */
+    CONN_LINGER = 1u << 5,      /* response sent, FIN sent; discarding input until EOF */
+    CONN_CLOSING = 1u << 6,     /* cancelled; freed once nothing is in flight */
+    CONN_FLUSH = 1u << 7,       /* on the worker's flush list */
     CONN_CANCEL_RECV = 1u << 8, /* a cancel for the recv was submitted */
 };
 
 struct coil_conn {
     int fd;
-    uint32_t idx;                 /* slab index */
-    uint32_t gen;                 /* slab generation */
-    uint16_t flags;               /* CONN_* */
-    uint8_t inflight;             /* io_uring operations that will still complete */
+    uint32_t idx;     /* slab index */
+    uint32_t gen;     /* slab generation */
+    uint16_t flags;   /* CONN_* */
+    uint8_t inflight; /* io_uring operations that will still complete */
     uint8_t pad;
-    struct coil__timer timer;     /* due at min(read_deadline, write_deadline) */
-    uint64_t read_deadline;       /* ms: header, body, idle or linger deadline; 0 none */
-    uint64_t write_deadline;      /* ms: while a send is in flight; 0 none */
-    struct coil__partial *in;     /* incomplete request, or NULL */
-    struct coil__obuf *out;       /* being sent, or NULL */
-    struct coil__obuf *pend;      /* queued behind out, or NULL */
+    struct coil__timer timer; /* due at min(read_deadline, write_deadline) */
+    uint64_t read_deadline;   /* ms: header, body, idle or linger deadline; 0 none */
+    uint64_t write_deadline;  /* ms: while a send is in flight; 0 none */
+    struct coil__partial *in; /* incomplete request, or NULL */
+    struct coil__obuf *out;   /* being sent, or NULL */
+    struct coil__obuf *pend;  /* queued behind out, or NULL */
 };
 /* An idle keep-alive connection costs this plus the kernel's socket: keep it small. */
 static_assert(sizeof(struct coil_conn) <= 96, "struct coil_conn grew past 96 bytes");
@@ -153,7 +153,7 @@ struct coil_req {
 
 struct coil_res {
     struct coil__worker *w;
-    int status;              /* 0 until set: 200 */
+    int status; /* 0 until set: 200 */
     uint32_t nhdrs;
     uint32_t cap_hdrs;
     struct coil__rhdr *hdrs; /* in the request arena */
@@ -195,53 +195,53 @@ struct coil__counters {
 };
 
 enum coil__phase {
-    PHASE_RUN,      /* serving */
-    PHASE_DRAIN,    /* stopped accepting; finishing open connections */
-    PHASE_JOBS,     /* no connections left; running jobs until every worker is done */
+    PHASE_RUN,   /* serving */
+    PHASE_DRAIN, /* stopped accepting; finishing open connections */
+    PHASE_JOBS,  /* no connections left; running jobs until every worker is done */
     PHASE_EXIT,
 };
 
 struct coil__worker {
     unsigned id;
-    int cpu;                  /* pinned to; -1 if not pinned */
+    int cpu; /* pinned to; -1 if not pinned */
     struct coil_app *app;
     struct io_uring ring;
     int listen_fd;
-    int event_fd;             /* wake-up fallback where MSG_RING is missing; -1 otherwise */
-    int start_err;            /* -errno from start-up; reported by the main thread */
-    const char *start_what;   /* what failed at start-up */
+    int event_fd;           /* wake-up fallback where MSG_RING is missing; -1 otherwise */
+    int start_err;          /* -errno from start-up; reported by the main thread */
+    const char *start_what; /* what failed at start-up */
     enum coil__phase phase;
     bool accept_armed;
-    bool accept_paused;       /* EMFILE/ENFILE: waiting before accepting again */
-    bool accept_warned;       /* the pause was logged; cleared by a successful accept */
-    bool jobs_due;            /* woken: run inbound jobs after this batch */
-    uint64_t now_ms;          /* CLOCK_MONOTONIC, updated once per loop */
-    uint64_t drain_deadline;  /* ms */
+    bool accept_paused;      /* EMFILE/ENFILE: waiting before accepting again */
+    bool accept_warned;      /* the pause was logged; cleared by a successful accept */
+    bool jobs_due;           /* woken: run inbound jobs after this batch */
+    uint64_t now_ms;         /* CLOCK_MONOTONIC, updated once per loop */
+    uint64_t drain_deadline; /* ms */
     struct coil_walloc wa;
-    struct coil_arena arena;  /* per request; reset after each response */
+    struct coil_arena arena; /* per request; reset after each response */
     struct coil_slab conns;
     struct coil_bufpool bufs; /* io_buf_size buffers for partial input and output */
     struct coil__wheel wheel;
     struct coil__timer accept_timer;
     struct io_uring_buf_ring *br;
-    char *br_mem;             /* recv_buf_count * recv_buf_size bytes */
+    char *br_mem; /* recv_buf_count * recv_buf_size bytes */
     size_t br_ring_bytes;
     uint32_t br_mask;
-    uint32_t br_returned;     /* buffers given back since the last ring advance */
-    unsigned ring_flags;      /* IORING_SETUP_* the kernel accepted */
+    uint32_t br_returned; /* buffers given back since the last ring advance */
+    unsigned ring_flags;  /* IORING_SETUP_* the kernel accepted */
     bool ring_ready;
-    bool heap_ready;          /* wa was initialised */
-    bool forced;              /* drain timeout passed: connections were aborted */
-    uint32_t open;            /* connections open on this worker */
-    uint64_t *flush;          /* (index << 32 | generation) of connections with output */
+    bool heap_ready; /* wa was initialised */
+    bool forced;     /* drain timeout passed: connections were aborted */
+    uint32_t open;   /* connections open on this worker */
+    uint64_t *flush; /* (index << 32 | generation) of connections with output */
     uint32_t nflush;
     uint32_t flush_cap;
-    uint32_t jobs_unreclaimed; /* jobs this worker posted whose memory is not yet freed */
-    uint64_t event_val;       /* eventfd read target */
+    uint32_t jobs_unreclaimed;      /* jobs this worker posted whose memory is not yet freed */
+    uint64_t event_val;             /* eventfd read target */
     struct coil__http_header *hdrs; /* max_headers entries, reused per request */
-    uint64_t wake_targets;    /* bit per worker posted to in this batch (first 64) */
-    bool wake_all;            /* posted to a worker >= 64 */
-    char date_line[48];       /* "Date: ...\r\n" */
+    uint64_t wake_targets;          /* bit per worker posted to in this batch (first 64) */
+    bool wake_all;                  /* posted to a worker >= 64 */
+    char date_line[48];             /* "Date: ...\r\n" */
     uint32_t date_len;
     int64_t date_sec;
     _Alignas(COIL_CACHELINE) _Atomic int wake_pending; /* set by producers, cleared by owner */
@@ -259,22 +259,22 @@ struct coil_app {
     void (*on_stop)(unsigned worker, void *ud);
     void *hook_ud;
     unsigned nworkers;
-    unsigned nthreads;              /* worker threads created (joined at exit) */
+    unsigned nthreads; /* worker threads created (joined at exit) */
     struct coil__worker **workers;
-    struct coil__chan *chans;       /* nworkers * nworkers, [src * n + dst] */
+    struct coil__chan *chans; /* nworkers * nworkers, [src * n + dst] */
     int *listen_fds;
     int *cpus;
-    bool msg_ring;                  /* IORING_OP_MSG_RING available */
-    _Atomic int stopping;           /* 1 drain requested, 2 force */
-    _Atomic int go;                 /* start-up verdict: every worker started */
-    _Atomic int abort_start;        /* start-up failed somewhere: workers exit at once */
-    _Atomic unsigned started;       /* workers that finished start-up (ok or not) */
-    _Atomic unsigned done;          /* workers with no connections left */
+    bool msg_ring;            /* IORING_OP_MSG_RING available */
+    _Atomic int stopping;     /* 1 drain requested, 2 force */
+    _Atomic int go;           /* start-up verdict: every worker started */
+    _Atomic int abort_start;  /* start-up failed somewhere: workers exit at once */
+    _Atomic unsigned started; /* workers that finished start-up (ok or not) */
+    _Atomic unsigned done;    /* workers with no connections left */
     _Atomic unsigned exited;
     _Atomic uint64_t jobs_outstanding; /* posted and not yet run, over all workers */
 };
 
-extern struct coil_app *coil__app;                 /* the running app (one per process) */
+extern struct coil_app *coil__app;                    /* the running app (one per process) */
 extern _Thread_local struct coil__worker *coil__self; /* the calling worker, or NULL */
 
 void *coil__worker_main(void *arg);
@@ -285,7 +285,6 @@ void coil__conn_on_recv(struct coil__worker *w, struct coil_conn *c, const char 
 void coil__conn_flush(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_on_send(struct coil__worker *w, struct coil_conn *c, int res);
 void coil__conn_on_eof(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_close(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_abort(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_closing_done(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_on_timer(struct coil__worker *w, struct coil_conn *c);
@@ -303,8 +302,8 @@ void coil__queue_flush(struct coil__worker *w, struct coil_conn *c);
 /* chan.c */
 int coil__chans_create(struct coil_app *app);
 void coil__chans_destroy(struct coil_app *app);
-unsigned coil__jobs_run(struct coil__worker *w);  /* inbound; returns jobs run */
-void coil__jobs_reclaim(struct coil__worker *w);  /* outbound memory of run jobs */
-void coil__jobs_wake(struct coil__worker *w);     /* wake targets posted to this batch */
+unsigned coil__jobs_run(struct coil__worker *w); /* inbound; returns jobs run */
+void coil__jobs_reclaim(struct coil__worker *w); /* outbound memory of run jobs */
+void coil__jobs_wake(struct coil__worker *w);    /* wake targets posted to this batch */
 
 #endif

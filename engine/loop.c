@@ -120,8 +120,8 @@ void coil__queue_flush(struct coil__worker *w, struct coil_conn *c)
 static void flush_all(struct coil__worker *w)
 {
     for (uint32_t i = 0; i < w->nflush; i++) {
-        struct coil_conn *c = coil__slab_at(&w->conns, (uint32_t)(w->flush[i] >> 32),
-                                            (uint32_t)w->flush[i]);
+        struct coil_conn *c =
+            coil__slab_at(&w->conns, (uint32_t)(w->flush[i] >> 32), (uint32_t)w->flush[i]);
         if (!c)
             continue;
         c->flags &= (uint16_t)~CONN_FLUSH;
@@ -150,7 +150,8 @@ static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
         if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
             if (!w->accept_warned)
                 coil__log("worker %u: accept: %s; pausing accepts for %u ms (raise `ulimit -n` "
-                          "or lower --max-conns)", w->id, strerror(e), ACCEPT_PAUSE_MS);
+                          "or lower --max-conns)",
+                          w->id, strerror(e), ACCEPT_PAUSE_MS);
             w->accept_paused = true;
             w->accept_warned = true; /* once per episode: cleared by the next accept */
             if (w->accept_armed)
@@ -205,7 +206,7 @@ static void on_recv(struct coil__worker *w, const struct io_uring_cqe *cqe)
         return;
     }
     if (!more) {
-        c->flags &= (uint16_t)~(CONN_RECV_ARMED | CONN_CANCEL_RECV);
+        c->flags &= (uint16_t) ~(CONN_RECV_ARMED | CONN_CANCEL_RECV);
         c->inflight--;
     }
     if (c->flags & CONN_CLOSING) {
@@ -238,8 +239,7 @@ static void on_recv(struct coil__worker *w, const struct io_uring_cqe *cqe)
 
 static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
 {
-    struct coil_conn *c =
-        coil__slab_at(&w->conns, UD_IDX(cqe->user_data), UD_GEN(cqe->user_data));
+    struct coil_conn *c = coil__slab_at(&w->conns, UD_IDX(cqe->user_data), UD_GEN(cqe->user_data));
     assert(c); /* a send in flight keeps its slot */
     if (!c)
         return;
@@ -396,8 +396,8 @@ static int buf_ring_init(struct coil__worker *w)
     const struct coil__config *cfg = &w->app->cfg;
     uint32_t n = cfg->recv_buf_count;
     w->br_ring_bytes = (size_t)n * sizeof(struct io_uring_buf);
-    void *ring = mmap(NULL, w->br_ring_bytes, PROT_READ | PROT_WRITE,
-                      MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    void *ring =
+        mmap(NULL, w->br_ring_bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
     if (ring == MAP_FAILED)
         return -ENOMEM;
     w->br = ring;
@@ -436,8 +436,7 @@ static int worker_start(struct coil__worker *w)
     }
     w->heap_ready = true;
     if ((err = coil__arena_init(&w->arena, &w->wa, 64 * 1024)) < 0 ||
-        (err = coil__slab_init(&w->conns, &w->wa, sizeof(struct coil_conn), cfg->max_conns)) <
-            0) {
+        (err = coil__slab_init(&w->conns, &w->wa, sizeof(struct coil_conn), cfg->max_conns)) < 0) {
         w->start_what = "memory";
         return err;
     }

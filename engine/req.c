@@ -16,8 +16,7 @@
 #include "query.h"
 
 void coil__req_setup(struct coil_req *req, struct coil_res *res, struct coil__worker *w,
-                     struct coil__http_req *http, const struct coil__match *m,
-                     struct coil_str body)
+                     struct coil__http_req *http, const struct coil__match *m, struct coil_str body)
 {
     req->w = w;
     req->http = http;
@@ -62,10 +61,22 @@ int coil__res_finish(struct coil_res *res, int handler_rc)
 
 /* ---- request ---------------------------------------------------------------------------- */
 
-struct coil_str coil_req_method(const struct coil_req *req) { return req->http->method; }
-struct coil_str coil_req_path(const struct coil_req *req) { return req->http->path; }
-struct coil_str coil_req_query(const struct coil_req *req) { return req->http->query; }
-struct coil_str coil_req_body(const struct coil_req *req) { return req->body; }
+struct coil_str coil_req_method(const struct coil_req *req)
+{
+    return req->http->method;
+}
+struct coil_str coil_req_path(const struct coil_req *req)
+{
+    return req->http->path;
+}
+struct coil_str coil_req_query(const struct coil_req *req)
+{
+    return req->http->query;
+}
+struct coil_str coil_req_body(const struct coil_req *req)
+{
+    return req->body;
+}
 
 int coil_req_version(const struct coil_req *req)
 {
@@ -186,8 +197,8 @@ int coil_res_headern(struct coil_res *res, const char *name, size_t name_len, co
     struct coil_arena *a = &res->w->arena;
     if (res->nhdrs == res->cap_hdrs) {
         uint32_t cap = res->cap_hdrs ? res->cap_hdrs * 2 : 8;
-        struct coil__rhdr *n = coil__arena_grow(a, res->hdrs, res->cap_hdrs * sizeof(*n),
-                                                cap * sizeof(*n));
+        struct coil__rhdr *n =
+            coil__arena_grow(a, res->hdrs, res->cap_hdrs * sizeof(*n), cap * sizeof(*n));
         if (!n)
             return -ENOMEM;
         res->hdrs = n;
@@ -198,8 +209,8 @@ int coil_res_headern(struct coil_res *res, const char *name, size_t name_len, co
         return -ENOMEM;
     memcpy(nm, name, name_len);
     memcpy(nm + name_len, value, value_len);
-    res->hdrs[res->nhdrs++] = (struct coil__rhdr){nm, nm + name_len, (uint32_t)name_len,
-                                                  (uint32_t)value_len};
+    res->hdrs[res->nhdrs++] =
+        (struct coil__rhdr){nm, nm + name_len, (uint32_t)name_len, (uint32_t)value_len};
     return 0;
 }
 

@@ -27,11 +27,11 @@ struct coil__route {
 };
 
 struct coil__match {
-    const struct coil__route *route;   /* set when found */
+    const struct coil__route *route; /* set when found */
     uint32_t nparams;
     struct coil_str names[COIL_MAX_PARAMS];  /* "id", or "*" for the wildcard */
     struct coil_str values[COIL_MAX_PARAMS]; /* slices of the path */
-    char allow[160];     /* for 405: "GET, HEAD, POST" (NUL-terminated) */
+    char allow[160];                         /* for 405: "GET, HEAD, POST" (NUL-terminated) */
 };
 
 struct coil__router *coil__router_create(void); /* NULL on OOM (uses malloc) */

@@ -17,7 +17,7 @@
 struct coil__timer {
     struct coil__timer *next; /* NULL when not armed */
     struct coil__timer *prev;
-    uint64_t deadline;        /* ms, same clock as the wheel's now */
+    uint64_t deadline; /* ms, same clock as the wheel's now */
 };
 
 struct coil__wheel {
@@ -32,7 +32,10 @@ void coil__wheel_init(struct coil__wheel *w, uint64_t now_ms, uint64_t tick_ms);
 /* Arms (or re-arms) t to fire at deadline_ms; a past deadline fires at the next advance. */
 void coil__timer_arm(struct coil__wheel *w, struct coil__timer *t, uint64_t deadline_ms);
 void coil__timer_cancel(struct coil__wheel *w, struct coil__timer *t); /* no-op if not armed */
-static inline bool coil__timer_armed(const struct coil__timer *t) { return t->next != 0; }
+static inline bool coil__timer_armed(const struct coil__timer *t)
+{
+    return t->next != 0;
+}
 
 /* Advances to now_ms and calls fire(t, ud) for every timer due (unlinked before the call; fire
  * may re-arm or cancel any timer). */

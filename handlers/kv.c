@@ -24,13 +24,13 @@ struct kv_entry {
     uint64_t hash;
     uint32_t klen;
     uint32_t vlen;
-    bool tomb; /* deleted at `version` */
+    bool tomb;   /* deleted at `version` */
     char data[]; /* key, then value */
 };
 
 struct kv_map {
     _Alignas(64) struct kv_entry **buckets; /* one cache line per worker's map */
-    size_t nbuckets; /* power of two */
+    size_t nbuckets;                        /* power of two */
     size_t count;
 };
 
@@ -43,8 +43,8 @@ struct kv_change {
     char data[];
 };
 
-static struct kv_map *maps;         /* one per worker, indexed by worker id */
-static _Atomic uint64_t kv_clock;   /* version source, shared by all workers */
+static struct kv_map *maps;       /* one per worker, indexed by worker id */
+static _Atomic uint64_t kv_clock; /* version source, shared by all workers */
 
 static uint64_t hash(const char *s, size_t n)
 {
