@@ -103,7 +103,11 @@ int coil_route_max_body(struct coil_app *app, const char *method, const char *pa
     struct coil__route *r = coil__router_find(app->router, method, pattern);
     if (!r)
         return -ENOENT;
+    if (max_body_bytes > (1u << 30))
+        return -EINVAL; /* bodies are held in one buffer of at most a few GiB */
     r->max_body = max_body_bytes;
+    if (max_body_bytes > app->body_cap)
+        app->body_cap = max_body_bytes;
     return 0;
 }
 
@@ -378,6 +382,10 @@ int coil_app_run(struct coil_app *app)
         app_free(app);
         return r > 0 ? 0 : 2;
     }
+    if (app->cfg.lim.max_body_bytes > app->body_cap)
+        app->body_cap = app->cfg.lim.max_body_bytes;
+    app->parse_lim = app->cfg.lim;
+    app->parse_lim.max_body_bytes = app->body_cap;
     coil__app = app;
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;

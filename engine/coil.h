@@ -86,7 +86,8 @@ int coil_route(struct coil_app *app, const char *method, const char *pattern, co
                void *ud);
 
 /*
- * Raises the body limit for one route above --max-body-bytes (bytes; 0 keeps the default).
+ * Sets the body limit of one route, overriding --max-body-bytes (bytes, at most 1 GiB; 0 keeps
+ * the default). -ENOENT if no such route, -EINVAL past 1 GiB.
  * Call after coil_route for the same method and pattern.
  */
 int coil_route_max_body(struct coil_app *app, const char *method, const char *pattern,

@@ -196,8 +196,8 @@ static int partial_reserve(struct coil__worker *w, struct coil_conn *c, size_t n
     if (p && p->cap >= need)
         return 0;
     /* One request plus framing slack; pipelined bytes beyond it wait in the socket. */
-    uint64_t limit = (uint64_t)cfg->lim.max_header_bytes + cfg->lim.max_body_bytes + (1u << 20) +
-                     cfg->recv_buf_size;
+    uint64_t limit =
+        (uint64_t)cfg->lim.max_header_bytes + w->app->body_cap + (1u << 20) + cfg->recv_buf_size;
     if (need > limit && need > (p ? p->cap : 0))
         return -E2BIG;
     uint8_t pooled = p ? p->pooled : 0;
@@ -499,7 +499,7 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
     const struct coil__config *cfg = &w->app->cfg;
     struct coil__http_req h;
     h.headers = w->hdrs;
-    int r = coil__http_parse_head(buf, len, &h, &cfg->lim);
+    int r = coil__http_parse_head(buf, len, &h, &w->app->parse_lim);
     if (r == 0)
         return 0;
     if (r < 0) {
@@ -645,7 +645,7 @@ void coil__conn_on_recv(struct coil__worker *w, struct coil_conn *c, const char 
                 /* Reserve the whole Content-Length body at once when it is known. */
                 struct coil__http_req h;
                 h.headers = w->hdrs;
-                if (coil__http_parse_head(buf + used, rest, &h, &w->app->cfg.lim) > 0 &&
+                if (coil__http_parse_head(buf + used, rest, &h, &w->app->parse_lim) > 0 &&
                     (h.flags & COIL_HTTP_HAS_LENGTH))
                     want = pg.body_off + h.content_length;
             }

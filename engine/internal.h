@@ -252,6 +252,9 @@ struct coil__worker {
 struct coil_app {
     struct coil__config cfg;
     struct coil__router *router;
+    uint64_t body_cap;                  /* the largest body any route accepts (bytes) */
+    struct coil__http_limits parse_lim; /* cfg.lim with max_body_bytes = body_cap: the route
+                                         * decides the rest */
     int argc;
     char **argv;
     struct coil__option *options;
