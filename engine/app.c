@@ -312,6 +312,11 @@ static int start_workers(struct coil_app *app)
         }
     }
     atomic_store(&app->go, 1);
+    /* Announce only once every worker has run its start hook and is accepting. */
+    while (atomic_load(&app->serving) < app->nworkers && atomic_load(&app->exited) == 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
     return 0;
 }
 

@@ -272,6 +272,7 @@ struct coil_app {
     _Atomic int go;           /* start-up verdict: every worker started */
     _Atomic int abort_start;  /* start-up failed somewhere: workers exit at once */
     _Atomic unsigned started; /* workers that finished start-up (ok or not) */
+    _Atomic unsigned serving; /* workers past their start hook, accepting */
     _Atomic unsigned done;    /* workers with no connections left */
     _Atomic unsigned exited;
     _Atomic uint64_t jobs_outstanding; /* posted and not yet run, over all workers */

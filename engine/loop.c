@@ -530,6 +530,7 @@ static void run(struct coil__worker *w)
     if (w->event_fd >= 0)
         arm_eventfd(w);
     arm_accept(w);
+    atomic_fetch_add(&w->app->serving, 1);
     while (w->phase != PHASE_EXIT) {
         wait_and_handle(w);
         coil__wheel_advance(&w->wheel, w->now_ms, on_timer, w);
