@@ -11,5 +11,7 @@
 int demo_routes(struct coil_app *app);
 /* /kv/:key: an in-memory store replicated to every worker by background jobs */
 int kv_routes(struct coil_app *app);
+/* /baseline11, /pipeline, /json/:count: the HttpArena workloads, and the --dataset option */
+int arena_routes(struct coil_app *app);
 
 #endif
