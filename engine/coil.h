@@ -69,8 +69,9 @@ struct coil_app *coil_app_create(int argc, char **argv);
 
 /*
  * Adds an application option "--name VALUE" (also read from the environment variable env,
- * if not NULL). set() is called with the value during option parsing; returning non-zero
- * rejects it (exit 2). Call before coil_app_run.
+ * if not NULL). set() is called with each value during option parsing on the main thread:
+ * first the variable's, then the flag's (so it may run twice; the last call wins). Returning
+ * non-zero rejects the value (coil exits 2). Call before coil_app_run.
  */
 int coil_app_option(struct coil_app *app, const char *name, const char *env, const char *metavar,
                     const char *help, int (*set)(const char *value, void *ud), void *ud);
