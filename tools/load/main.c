@@ -341,6 +341,45 @@ static int run(struct opts *o, struct load_result *total)
     return err ? -1 : 0;
 }
 
+/* The report to stdout or -o, then the .hgrm file. 0, or 1 if a file cannot be written. */
+static int write_reports(const struct opts *o, const struct load_result *total)
+{
+    FILE *out = stdout;
+    if (o->out_file && !(out = fopen(o->out_file, "w"))) {
+        perror(o->out_file);
+        return 1;
+    }
+    if (!strcmp(o->format, "json"))
+        load_report_json(total, out);
+    else
+        load_report_text(total, out);
+    if (out != stdout)
+        fclose(out);
+    if (o->hist_file) {
+        FILE *h = fopen(o->hist_file, "w");
+        if (!h) {
+            perror(o->hist_file);
+            return 1;
+        }
+        int err = load_hist_write_hgrm(&total->hist, h);
+        fclose(h);
+        if (err < 0) {
+            fprintf(stderr, "coil-load: %s: %s\n", o->hist_file, strerror(-err));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void free_opts(struct opts *o)
+{
+    load_targets_free(&o->cfg.targets);
+    for (size_t i = 0; i < o->nextra; i++) {
+        free(o->extra[i].name);
+        free(o->extra[i].value);
+    }
+}
+
 int main(int argc, char **argv)
 {
     struct opts o;
@@ -355,35 +394,12 @@ int main(int argc, char **argv)
     o.format = "text";
     if (parse_args(&o, argc, argv) < 0 || load_targets(&o) < 0 || resolve(&o.cfg) < 0) {
         fprintf(stderr, "Try 'coil-load -help'.\n");
+        free_opts(&o);
         return 2;
     }
     static struct load_result total; /* large: the histogram */
     load_result_init(&total);
-    if (run(&o, &total) < 0)
-        return 1;
-    FILE *out = stdout;
-    if (o.out_file && !(out = fopen(o.out_file, "w"))) {
-        perror(o.out_file);
-        return 1;
-    }
-    if (!strcmp(o.format, "json"))
-        load_report_json(&total, out);
-    else
-        load_report_text(&total, out);
-    if (out != stdout)
-        fclose(out);
-    if (o.hist_file) {
-        FILE *h = fopen(o.hist_file, "w");
-        if (!h || load_hist_write_hgrm(&total.hist, h) < 0) {
-            perror(o.hist_file);
-            return 1;
-        }
-        fclose(h);
-    }
-    load_targets_free(&o.cfg.targets);
-    for (size_t i = 0; i < o.nextra; i++) {
-        free(o.extra[i].name);
-        free(o.extra[i].value);
-    }
-    return 0;
+    int status = run(&o, &total) < 0 ? 1 : write_reports(&o, &total);
+    free_opts(&o);
+    return status;
 }
