@@ -15,13 +15,7 @@
 #include "arena.h"
 #include "walloc.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define ALIGNED(p) ((uintptr_t)(p) % 16 == 0)
 

@@ -18,13 +18,7 @@
 
 #include "hist.c"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define MANY 1000000
 #define MERGE_N 100000 /* small enough that the sum of values stays exact in a double */

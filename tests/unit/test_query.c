@@ -11,13 +11,7 @@
 
 #include "query.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 /* A heap copy of s[0..n) with nothing after it. */
 static char *exact_copy(const char *s, size_t n)

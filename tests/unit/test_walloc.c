@@ -18,13 +18,7 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);               \
-            exit(1);                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #ifndef COIL_NO_JEMALLOC
 /* The jemalloc arena that owns p. */
