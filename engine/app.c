@@ -271,9 +271,7 @@ static int probe_uring(struct coil_app *app)
 
 static int start_workers(struct coil_app *app)
 {
-    int ncpu = 0;
-    unsigned nallowed = allowed_cpus(&app->cpus);
-    ncpu = (int)nallowed;
+    unsigned ncpu = app->ncpus;
     for (unsigned i = 0; i < app->nworkers; i++) {
         struct coil__worker *w = aligned_alloc(COIL_CACHELINE, sizeof(*w));
         if (!w)
@@ -281,7 +279,7 @@ static int start_workers(struct coil_app *app)
         memset(w, 0, sizeof(*w));
         w->id = i;
         w->app = app;
-        w->cpu = app->cpus ? app->cpus[i % (unsigned)ncpu] : -1;
+        w->cpu = app->cpus ? app->cpus[i % ncpu] : -1;
         w->listen_fd = app->listen_fds[i];
         app->listen_fds[i] = -1;
         w->event_fd = -1;
@@ -362,10 +360,8 @@ static void app_free(struct coil_app *app)
 
 static int prepare(struct coil_app *app)
 {
-    int *cpus;
-    unsigned n = allowed_cpus(&cpus);
-    free(cpus);
-    app->nworkers = app->cfg.workers ? app->cfg.workers : n;
+    app->ncpus = allowed_cpus(&app->cpus);
+    app->nworkers = app->cfg.workers ? app->cfg.workers : app->ncpus;
     app->workers = calloc(app->nworkers, sizeof(*app->workers));
     app->listen_fds = malloc(sizeof(int) * app->nworkers);
     if (!app->workers || !app->listen_fds)

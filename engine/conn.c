@@ -538,6 +538,7 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
         }
         if (len - head < h.content_length) {
             pg->body_off = (uint32_t)head;
+            pg->body_len = h.content_length;
             maybe_continue(w, c, &h, pg);
             return 0;
         }
@@ -641,14 +642,8 @@ void coil__conn_on_recv(struct coil__worker *w, struct coil_conn *c, const char 
         if (used < n && !(c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER))) {
             size_t rest = n - used;
             size_t want = rest;
-            if (pg.body_off) {
-                /* Reserve the whole Content-Length body at once when it is known. */
-                struct coil__http_req h;
-                h.headers = w->hdrs;
-                if (coil__http_parse_head(buf + used, rest, &h, &w->app->parse_lim) > 0 &&
-                    (h.flags & COIL_HTTP_HAS_LENGTH))
-                    want = pg.body_off + h.content_length;
-            }
+            if (pg.body_len) /* reserve the whole Content-Length body at once */
+                want = pg.body_off + pg.body_len;
             if (partial_reserve(w, c, want < rest ? rest : want) < 0) {
                 coil__conn_abort(w, c);
                 return;

@@ -85,6 +85,7 @@ struct coil__chan {
 /* Progress through one request that did not arrive whole; offsets are from its first byte. */
 struct coil__progress {
     uint32_t body_off;       /* head length once the head is complete; 0 before */
+    uint64_t body_len;       /* Content-Length once known (0 for chunked or none) */
     uint8_t sent_100;        /* 100 Continue already queued for this request */
     struct coil__chunked ck; /* chunked decoder state (in place over data + body_off) */
 };
@@ -266,7 +267,8 @@ struct coil_app {
     struct coil__worker **workers;
     struct coil__chan *chans; /* nworkers * nworkers, [src * n + dst] */
     int *listen_fds;
-    int *cpus;
+    int *cpus; /* CPUs this process may run on (ncpus) */
+    unsigned ncpus;
     bool msg_ring;            /* IORING_OP_MSG_RING available */
     _Atomic int stopping;     /* 1 drain requested, 2 force */
     _Atomic int go;           /* start-up verdict: every worker started */
