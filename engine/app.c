@@ -97,12 +97,32 @@ int coil_route(struct coil_app *app, const char *method, const char *pattern, co
     return coil__router_add(app->router, method, pattern, h, ud);
 }
 
+int coil_route_stream(struct coil_app *app, const char *method, const char *pattern,
+                      coil_body_fn on_body, coil_handler h, void *ud)
+{
+    if (!app || !on_body || !h)
+        return -EINVAL;
+    int r = coil__router_add(app->router, method, pattern, h, ud);
+    if (r == 0)
+        coil__router_find(app->router, method, pattern)->on_body = on_body;
+    return r;
+}
+
 int coil_route_max_body(struct coil_app *app, const char *method, const char *pattern,
                         uint64_t max_body_bytes)
 {
     struct coil__route *r = coil__router_find(app->router, method, pattern);
     if (!r)
         return -ENOENT;
+    if (r->on_body) {
+        /* Nothing is buffered; the bound only keeps the byte counts far from overflow. */
+        if (max_body_bytes > (UINT64_C(1) << 62))
+            return -EINVAL;
+        r->max_body = max_body_bytes;
+        if (max_body_bytes > app->stream_cap)
+            app->stream_cap = max_body_bytes;
+        return 0;
+    }
     if (max_body_bytes > (1u << 30))
         return -EINVAL; /* bodies are held in one buffer of at most a few GiB */
     r->max_body = max_body_bytes;
@@ -386,7 +406,9 @@ int coil_app_run(struct coil_app *app)
     if (app->cfg.lim.max_body_bytes > app->body_cap)
         app->body_cap = app->cfg.lim.max_body_bytes;
     app->parse_lim = app->cfg.lim;
-    app->parse_lim.max_body_bytes = app->body_cap;
+    /* The parser only rejects what no route accepts; each route applies its own limit. */
+    app->parse_lim.max_body_bytes =
+        app->stream_cap > app->body_cap ? app->stream_cap : app->body_cap;
     coil__app = app;
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;

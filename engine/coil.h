@@ -57,6 +57,15 @@ struct coil_res; /* the response the handler fills */
  */
 typedef int (*coil_handler)(struct coil_req *req, struct coil_res *res, void *ud);
 
+/*
+ * A body consumer for a streaming route (coil_route_stream): called with each piece of the
+ * request body as it arrives (already decoded when chunked), in order, before the handler.
+ * The request's method, path, query and headers are readable; coil_req_body is empty, and
+ * coil_req_alloc memory lasts until this call returns. Return 0 to go on, or an HTTP status
+ * (400-599) to answer it at once and close the connection (any other value answers 500).
+ */
+typedef int (*coil_body_fn)(struct coil_req *req, const void *data, size_t len, void *ud);
+
 /* ---- application ------------------------------------------------------------------------ */
 
 /*
@@ -93,6 +102,16 @@ int coil_route(struct coil_app *app, const char *method, const char *pattern, co
  */
 int coil_route_max_body(struct coil_app *app, const char *method, const char *pattern,
                         uint64_t max_body_bytes);
+
+/*
+ * Registers a streaming route: the request body is passed to on_body piece by piece as it
+ * arrives instead of being held in memory, then h runs with an empty coil_req_body (so a
+ * 20 MiB upload costs one receive buffer, not 20 MiB). Keep what the pieces tell you in
+ * coil_req_state. Set the route's body limit with coil_route_max_body (no 1 GiB ceiling here,
+ * as nothing is buffered); bodies over it get 413. Same return values as coil_route.
+ */
+int coil_route_stream(struct coil_app *app, const char *method, const char *pattern,
+                      coil_body_fn on_body, coil_handler h, void *ud);
 
 /*
  * Hooks called on each worker's own thread: start before it serves its first request, stop
@@ -133,6 +152,13 @@ int coil_req_header_at(const struct coil_req *req, size_t i, struct coil_str *na
 
 /* The decoded request body (Content-Length or chunked); empty if none. */
 struct coil_str coil_req_body(const struct coil_req *req);
+
+/*
+ * COIL_REQ_STATE_BYTES bytes of per-request scratch, 16-byte aligned and zeroed when the
+ * request starts, kept from the first on_body call of a streaming route through its handler.
+ */
+#define COIL_REQ_STATE_BYTES 32
+void *coil_req_state(struct coil_req *req);
 
 /* Memory valid until the handler returns (request arena). NULL if out of memory. */
 void *coil_req_alloc(struct coil_req *req, size_t size);

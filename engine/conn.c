@@ -430,7 +430,8 @@ static void reject(struct coil__worker *w, struct coil_conn *c, int status)
 
 /* Runs the route's handler (or the engine's 404/405) and queues the response. */
 static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__http_req *h, int mr,
-                     const struct coil__match *m, struct coil_str body, bool more)
+                     const struct coil__match *m, struct coil_str body, bool more,
+                     struct coil__progress *pg)
 {
     bool keep = (h->flags & COIL_HTTP_KEEP_ALIVE) != 0;
     /* Draining: the last request in hand gets Connection: close. */
@@ -445,7 +446,7 @@ static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__h
     } else {
         struct coil_req req;
         struct coil_res res;
-        coil__req_setup(&req, &res, w, h, m, body);
+        coil__req_setup(&req, &res, w, h, m, body, pg->state);
         int hrc = m->route->handler(&req, &res, m->route->ud);
         int status = coil__res_finish(&res, hrc);
         struct resp r = {.status = status,
@@ -490,6 +491,56 @@ static void maybe_continue(struct coil__worker *w, struct coil_conn *c,
 }
 
 /*
+ * Passes the body bytes at body[0..n) of a streaming request to its route's on_body, and runs
+ * the handler once the body is complete. Every byte up to the body's end is consumed: a
+ * chunked decoder that needs more keeps its place in pg->ck, not in the buffer. Returns the
+ * bytes consumed, or -1 if the connection is closing. pg->streaming is cleared once the
+ * request has been answered.
+ */
+static long stream_body(struct coil__worker *w, struct coil_conn *c, struct coil__http_req *h,
+                        const struct coil__match *m, struct coil__progress *pg, char *body,
+                        size_t n, uint64_t max_body)
+{
+    size_t give, used;
+    bool done;
+    if (h->flags & COIL_HTTP_CHUNKED) {
+        /* Decoded bytes are handed over and dropped after every call, so the decoder always
+         * starts at the front of what is new; its limit is what is left of the route's. */
+        pg->ck.in = pg->ck.out = 0;
+        int cr = coil__chunked_decode(&pg->ck, body, n, max_body - pg->streamed,
+                                      w->app->cfg.lim.max_header_bytes);
+        if (cr < 0) {
+            reject(w, c, -cr);
+            return -1;
+        }
+        give = pg->ck.out;
+        used = pg->ck.in;
+        done = cr == 1;
+    } else {
+        uint64_t left = (h->flags & COIL_HTTP_HAS_LENGTH) ? h->content_length - pg->streamed : 0;
+        give = used = n < left ? n : (size_t)left;
+        done = give == left;
+    }
+    if (give) {
+        struct coil_req req;
+        struct coil_res res;
+        coil__req_setup(&req, &res, w, h, m, (struct coil_str){body, 0}, pg->state);
+        int rc = m->route->on_body(&req, body, give, m->route->ud);
+        coil__arena_reset(&w->arena);
+        if (rc != 0) {
+            reject(w, c, rc >= 400 && rc <= 599 ? rc : 500);
+            return -1;
+        }
+        pg->streamed += give;
+    }
+    if (done) {
+        dispatch(w, c, h, 0, m, (struct coil_str){body, 0}, used < n, pg);
+        pg->streaming = 0;
+    }
+    return (long)used;
+}
+
+/*
  * Handles the request starting at buf. Returns its length once it is complete and answered,
  * 0 if more bytes are needed (pg records progress), -1 if the connection is closing.
  */
@@ -512,6 +563,26 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
     uint64_t max_body = cfg->lim.max_body_bytes;
     if (mr == 0 && m.route->max_body)
         max_body = m.route->max_body;
+    if ((h.flags & COIL_HTTP_HAS_LENGTH) && h.content_length > max_body) {
+        reject(w, c, 413);
+        return -1;
+    }
+    if (mr == 0 && m.route->on_body) {
+        if (!pg->streaming) {
+            pg->streaming = 1;
+            pg->body_off = (uint32_t)head;
+            coil__chunked_init(&pg->ck);
+        }
+        long used = stream_body(w, c, &h, &m, pg, buf + head, len - head, max_body);
+        if (used < 0)
+            return -1;
+        if (pg->streaming) { /* all of buf is consumed; the caller keeps only the head */
+            maybe_continue(w, c, &h, pg);
+            return 0;
+        }
+        memset(pg, 0, sizeof(*pg));
+        return (long)(head + (size_t)used);
+    }
     struct coil_str body = {buf + head, 0};
     size_t total = head;
     if (h.flags & COIL_HTTP_CHUNKED) {
@@ -532,10 +603,6 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
         body.len = pg->ck.out;
         total = head + pg->ck.in;
     } else if (h.flags & COIL_HTTP_HAS_LENGTH) {
-        if (h.content_length > max_body) {
-            reject(w, c, 413);
-            return -1;
-        }
         if (len - head < h.content_length) {
             pg->body_off = (uint32_t)head;
             pg->body_len = h.content_length;
@@ -545,7 +612,7 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
         body.len = h.content_length;
         total = head + h.content_length;
     }
-    dispatch(w, c, &h, mr, &m, body, total < len);
+    dispatch(w, c, &h, mr, &m, body, total < len, pg);
     memset(pg, 0, sizeof(*pg));
     return (long)total;
 }
@@ -578,6 +645,10 @@ static void partial_consume(struct coil__worker *w, struct coil_conn *c, size_t 
     if (used) {
         memmove(p->data, p->data + used, p->len - used);
         p->len -= (uint32_t)used;
+    }
+    if (p->prog.streaming) {
+        p->len = p->prog.body_off; /* the body bytes were passed on */
+        return;
     }
     struct coil__chunked *ck = &p->prog.ck;
     if (p->prog.body_off && ck->in > ck->out) {
@@ -627,20 +698,57 @@ static void after_input(struct coil__worker *w, struct coil_conn *c, bool was_pa
     coil__conn_set_timer(w, c);
 }
 
+/*
+ * More of a streaming body arrived while the partial holds its head: pass the new bytes on
+ * straight from the receive buffer. Returns the bytes consumed (the rest, if the body ended,
+ * starts the next request), or -1 if the connection is closing.
+ */
+static long stream_more(struct coil__worker *w, struct coil_conn *c, char *data, size_t n)
+{
+    struct coil__partial *p = c->in;
+    struct coil__http_req h;
+    h.headers = w->hdrs;
+    int r = coil__http_parse_head(p->data, p->len, &h, &w->app->parse_lim);
+    struct coil__match m;
+    int mr = coil__router_match(w->app->router, h.method, h.path, &m);
+    assert(r == (int)p->prog.body_off && mr == 0 && m.route->on_body);
+    (void)r;
+    (void)mr;
+    uint64_t max_body = m.route->max_body ? m.route->max_body : w->app->cfg.lim.max_body_bytes;
+    long used = stream_body(w, c, &h, &m, &p->prog, data, n, max_body);
+    if (used >= 0 && !p->prog.streaming)
+        partial_free(w, c);
+    return used;
+}
+
 void coil__conn_on_recv(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n)
 {
     if (c->flags & (CONN_LINGER | CONN_CLOSING | CONN_CLOSE_AFTER))
         return; /* discarding */
     bool was_partial = c->in != NULL;
     uint32_t old_body_off = was_partial ? c->in->prog.body_off : 0;
-    if (!was_partial && !(c->flags & CONN_PAUSED)) {
+    if (was_partial && c->in->prog.streaming && !(c->flags & CONN_PAUSED)) {
+        long used = stream_more(w, c, (char *)data, n);
+        if (used < 0)
+            return;
+        data += used;
+        n -= (size_t)used;
+        if (n == 0 || (c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER))) {
+            after_input(w, c, was_partial, old_body_off);
+            return;
+        }
+        /* The body ended inside this buffer: what follows is handled below like any new
+         * input (held aside if the response paused reading). */
+    }
+    if (!c->in && !(c->flags & CONN_PAUSED)) {
         /* The receive buffer is ours until it goes back to the ring: parse (and decode chunked
          * bodies) in place. */
         char *buf = (char *)data;
         struct coil__progress pg = {0};
         size_t used = process(w, c, buf, n, &pg);
         if (used < n && !(c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER))) {
-            size_t rest = n - used;
+            /* A streaming body was passed on: keep only its head. */
+            size_t rest = pg.streaming ? pg.body_off : n - used;
             size_t want = rest;
             if (pg.body_len) /* reserve the whole Content-Length body at once */
                 want = pg.body_off + pg.body_len;

@@ -80,16 +80,19 @@ struct coil__chan {
 
 /* ---- connections (conn.c) ---- */
 
-/* The bytes of a request not yet complete, copied out of the receive buffer. Connections
- * between requests hold none. */
 /* Progress through one request that did not arrive whole; offsets are from its first byte. */
 struct coil__progress {
     uint32_t body_off;       /* head length once the head is complete; 0 before */
-    uint64_t body_len;       /* Content-Length once known (0 for chunked or none) */
     uint8_t sent_100;        /* 100 Continue already queued for this request */
+    uint8_t streaming;       /* a streaming route's body is being passed on as it arrives */
+    uint64_t body_len;       /* Content-Length once known (0 for chunked, none, streaming) */
+    uint64_t streamed;       /* body bytes passed to on_body so far */
     struct coil__chunked ck; /* chunked decoder state (in place over data + body_off) */
+    _Alignas(16) unsigned char state[COIL_REQ_STATE_BYTES]; /* coil_req_state */
 };
 
+/* The bytes of a request not yet complete, copied out of the receive buffer. Connections
+ * between requests hold none. While a streaming route's body arrives, only the head is held. */
 struct coil__partial {
     uint32_t len;   /* bytes held */
     uint32_t cap;   /* bytes allocated for data */
@@ -150,6 +153,7 @@ struct coil_req {
     struct coil__http_req *http;
     const struct coil__match *match;
     struct coil_str body;
+    void *state; /* coil_req_state: the request's progress record */
 };
 
 struct coil_res {
@@ -166,7 +170,7 @@ struct coil_res {
 
 void coil__req_setup(struct coil_req *req, struct coil_res *res, struct coil__worker *w,
                      struct coil__http_req *http, const struct coil__match *m,
-                     struct coil_str body);
+                     struct coil_str body, void *state);
 /* Finishes the handler's response (JSON body, errors): returns the final status. */
 int coil__res_finish(struct coil_res *res, int handler_rc);
 
@@ -253,7 +257,8 @@ struct coil__worker {
 struct coil_app {
     struct coil__config cfg;
     struct coil__router *router;
-    uint64_t body_cap;                  /* the largest body any route accepts (bytes) */
+    uint64_t body_cap;                  /* the largest body any route buffers (bytes) */
+    uint64_t stream_cap;                /* the largest body any streaming route accepts */
     struct coil__http_limits parse_lim; /* cfg.lim with max_body_bytes = body_cap: the route
                                          * decides the rest */
     int argc;

@@ -16,12 +16,14 @@
 #include "query.h"
 
 void coil__req_setup(struct coil_req *req, struct coil_res *res, struct coil__worker *w,
-                     struct coil__http_req *http, const struct coil__match *m, struct coil_str body)
+                     struct coil__http_req *http, const struct coil__match *m, struct coil_str body,
+                     void *state)
 {
     req->w = w;
     req->http = http;
     req->match = m;
     req->body = body;
+    req->state = state;
     res->w = w;
     res->status = 0;
     res->nhdrs = 0;
@@ -76,6 +78,11 @@ struct coil_str coil_req_query(const struct coil_req *req)
 struct coil_str coil_req_body(const struct coil_req *req)
 {
     return req->body;
+}
+
+void *coil_req_state(struct coil_req *req)
+{
+    return req->state;
 }
 
 int coil_req_version(const struct coil_req *req)

@@ -260,7 +260,7 @@ static struct entry *entry_create(const char *method, const char *pattern, coil_
     char *pcopy = mcopy + mlen + 1;
     memcpy(mcopy, method, mlen + 1);
     memcpy(pcopy, pattern, plen + 1);
-    e->route = (struct coil__route){.handler = h, .ud = ud, .max_body = 0};
+    e->route = (struct coil__route){.handler = h, .ud = ud};
     e->method = mcopy;
     e->method_len = mlen;
     int rc = parse_pattern(pcopy, e); /* names now point into our own copy */

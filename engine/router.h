@@ -23,7 +23,8 @@ struct coil__router;
 struct coil__route {
     coil_handler handler;
     void *ud;
-    uint64_t max_body; /* per-route body limit; 0 = engine default */
+    coil_body_fn on_body; /* streaming route: gets the body as it arrives; NULL: buffered */
+    uint64_t max_body;    /* per-route body limit; 0 = engine default */
 };
 
 struct coil__match {

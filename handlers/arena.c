@@ -3,7 +3,8 @@
  * arena.c: the HttpArena benchmark workloads. /baseline11 adds the integers a and b from the
  * query (and, for POST, the body); /pipeline answers a static "ok"; /json/:count serialises the
  * first count items of the dataset, each with a "total" of price*quantity*m, per request with
- * coil's JSON writer.
+ * coil's JSON writer; /upload counts the bytes of a body of up to 20 MiB as they stream in,
+ * holding none of them.
  *
  * The dataset is read from --dataset PATH (COIL_DATASET) by the option's set(), which runs on
  * the main thread while options are parsed, before any worker starts. It is parsed with jansson
@@ -120,6 +121,26 @@ static int baseline(struct coil_req *req, struct coil_res *res, void *ud)
         return bad_request(res, "the sum does not fit in 64 bits");
     char text[24]; /* "-9223372036854775808" and a NUL */
     snprintf(text, sizeof(text), "%" PRId64, sum);
+    return coil_res_text(res, 200, "text/plain", text);
+}
+
+/* ---- /upload ---------------------------------------------------------------------------- */
+
+#define UPLOAD_MAX_BYTES (20u << 20) /* HttpArena's largest upload */
+
+/* Each piece of the body as it arrives: count it (coil_req_state is zeroed per request). */
+static int upload_piece(struct coil_req *req, const void *data, size_t len, void *ud)
+{
+    uint64_t *read = coil_req_state(req);
+    *read += len;
+    return 0;
+}
+
+static int upload_done(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    const uint64_t *read = coil_req_state(req);
+    char text[24];
+    snprintf(text, sizeof(text), "%" PRIu64, *read);
     return coil_res_text(res, 200, "text/plain", text);
 }
 
@@ -391,6 +412,8 @@ int arena_routes(struct coil_app *app)
     err |= coil_route(app, "POST", "/baseline11", baseline, NULL);
     err |= coil_route(app, "GET", "/pipeline", pipeline, NULL);
     err |= coil_route(app, "GET", "/json/:count", json_items, NULL);
+    err |= coil_route_stream(app, "POST", "/upload", upload_piece, upload_done, NULL);
+    err |= coil_route_max_body(app, "POST", "/upload", UPLOAD_MAX_BYTES);
     err |= coil_app_option(app, "dataset", "COIL_DATASET", "PATH",
                            "the HttpArena dataset (a JSON array of items) served by /json/:count",
                            set_dataset, NULL);

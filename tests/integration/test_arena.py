@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The HttpArena workloads (handlers/arena.c): every check HttpArena's validate.sh makes for the
-baseline, pipelined and json profiles (PROFILES.md sections 1, 3 and 4), judged the way
-validate.sh judges them, plus what the benchmark's load generator needs (Content-Length, at most
+baseline, pipelined, json and upload profiles (PROFILES.md sections 1, 3, 4 and 6), judged the
+way validate.sh judges them, plus what the benchmark's load generator needs (Content-Length, at most
 16 header lines, a head under 1 KiB), pipelining, chunked bodies, bad input (400), /json/:count
 without a dataset (503) and malformed dataset files (exit 2).
 
@@ -10,17 +10,19 @@ when it is not there, one of the same shape is generated instead, so the tests a
 """
 
 import atexit
+import base64
 import json
 import os
 import random
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
-from coil_harness import (CoilTestCase, HERE, SANITIZER_RE, clean_env, coil_bin, main, parse_all,
-                          request)
+from coil_harness import (CoilTestCase, HERE, RawResult, SANITIZER_RE, clean_env, coil_bin, main,
+                          parse_all, request)
 
 # The server's own variable for the dataset: a developer's setting must not leak into the tests.
 os.environ.pop("COIL_DATASET", None)
@@ -30,6 +32,8 @@ ARENA_DATASET = os.path.join(SOURCE_DIR, "..", "shared", "httparena", "dataset.j
 
 FRAG_PAUSE = 0.005  # s between fragments; validate.sh uses 30 ms, 5 ms keeps the test quick
 JSON_PAIRS = ((12, 3), (22, 7), (31, 2), (50, 5))  # validate.sh's (count, m) pairs
+UPLOAD_SIZES = (512000, 2097152, 10485760, 20971520)  # validate.sh's random upload bodies
+UPLOAD_MAX = 20 << 20
 MAX_HEAD = 1023     # gcannon: status line + headers must fit its 1 KiB buffer
 MAX_HEADER_LINES = 16
 
@@ -514,6 +518,78 @@ class MalformedDataset(Arena):
         self.assertRefused([], env={"COIL_DATASET": write_temp("env-bad.json", "[")})
 
 
+# ---- upload (PROFILES.md section 6) ------------------------------------------------------------
+
+class Upload(Arena):
+    def setUp(self):
+        self.srv = self.start("--workers", "2")
+
+    def upload(self, conn, body, headers=()):
+        return conn.request("POST", "/upload", body=body, headers=headers)
+
+    def test_counts_bytes_read(self):
+        c = self.connect(self.srv, timeout=60)
+        self.assertText(self.upload(c, b"Hello, HttpArena!",
+                                    ["Content-Type: application/octet-stream"]), 200, b"17")
+        for size in UPLOAD_SIZES:  # the benchmark's templates: no Content-Type, no Expect
+            self.assertText(self.upload(c, os.urandom(size)), 200, str(size).encode())
+        self.assertText(self.upload(c, b""), 200, b"0")
+
+    def test_chunked_counts_decoded_bytes(self):
+        c = self.connect(self.srv)
+        body = b"".join(b"%x\r\n%s\r\n" % (n, os.urandom(n)) for n in (1, 4096, 70000, 3))
+        r = self.upload(c, body + b"0\r\n\r\n", ["Transfer-Encoding: chunked"])
+        self.assertText(r, 200, str(1 + 4096 + 70000 + 3).encode())
+
+    def test_pipelined_after_upload(self):
+        # gcannon -r 5 keeps the connection for five uploads in a row, sent back to back.
+        c = self.connect(self.srv, timeout=60)
+        bodies = [os.urandom(n) for n in (70000, 1, 300000, 17, 5)]
+        c.send(b"".join(request("POST", "/upload", body=b) for b in bodies) +
+               request("GET", "/pipeline"))
+        for b in bodies:
+            self.assertText(c.read_response(), 200, str(len(b)).encode())
+        self.assertText(c.read_response(), 200, b"ok")
+
+    def test_expect_100_continue(self):
+        # curl sends Expect: 100-continue above 1 MiB and waits for the interim answer.
+        c = self.connect(self.srv, timeout=60)
+        size = 2097152
+        c.send(b"POST /upload HTTP/1.1\r\nHost: localhost:8080\r\nExpect: 100-continue\r\n"
+               b"Content-Length: %d\r\n\r\n" % size)
+        self.assertEqual(c.read_response().status, 100)
+        c.send(os.urandom(size))
+        self.assertText(c.read_response(), 200, str(size).encode())
+
+    def test_over_20_mib_is_413(self):
+        c = self.connect(self.srv)
+        c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+               % (UPLOAD_MAX + 1))
+        out, how = c.read_until_eof()
+        self.assertClosesAfter(RawResult(*parse_all(out), how), 413)
+        # chunked: refused once the decoded bytes pass the limit
+        c = self.connect(self.srv, timeout=60)
+        c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        block = b"100000\r\n" + bytes(1 << 20) + b"\r\n"
+
+        def send():
+            try:
+                c.send(block * 21)
+            except OSError:
+                pass  # closed after the 413: expected
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        out, how = c.read_until_eof()
+        sender.join()
+        self.assertClosesAfter(RawResult(*parse_all(out), how), 413)
+
+    def test_only_post(self):
+        r = self.connect(self.srv).request("GET", "/upload")
+        self.assertEqual(r.status, 405, r)
+        self.assertEqual(r.header("Allow"), "POST", r)
+
+
 # ---- with curl, exactly as validate.sh runs it -------------------------------------------------
 
 @unittest.skipUnless(shutil.which("curl"), "curl is not installed")
@@ -563,6 +639,21 @@ class Curl(Arena):
         self.check_header("Content-Type", "application/json", self.url + "/json/50?m=1")
         code = self.curl("-o", "/dev/null", "-w", "%{http_code}", self.url + "/json/1")
         self.assertEqual(code, b"200")
+
+    def test_upload_checks(self):
+        url = self.url + "/upload"
+        self.check(b"17", "-X", "POST", "-H", "Content-Type: application/octet-stream",
+                   "--data-binary", "Hello, HttpArena!", url)
+        text = base64.b64encode(os.urandom(36))  # 48 characters
+        self.assertEqual(self.curl("-X", "POST", "--data-binary", text, url), b"48")
+        for size in UPLOAD_SIZES:  # piped from dd as validate.sh does; curl sends Expect > 1 MiB
+            dd = subprocess.Popen(["dd", "if=/dev/urandom", "bs=%d" % size, "count=1",
+                                   "iflag=fullblock", "status=none"], stdout=subprocess.PIPE)
+            p = subprocess.run(["curl", "-s", "--max-time", "60", "--data-binary", "@-", url],
+                               stdin=dd.stdout, capture_output=True, timeout=70)
+            dd.stdout.close()
+            self.assertEqual(dd.wait(), 0)
+            self.assertEqual((p.returncode, p.stdout), (0, str(size).encode()), size)
 
 
 if __name__ == "__main__":
