@@ -147,6 +147,8 @@ static void test_structure(void)
     CHECK(DOC_IS(&j, "[{\"k\":[0,0],\"z\":0},{\"k\":[1,-1],\"z\":0},{\"k\":[2,-2],\"z\":0}]"));
 }
 
+#define FFFD_ESC "\xef\xbf\xbd" /* U+FFFD, what a stray byte >= 0x80 becomes */
+
 static void test_escapes(void)
 {
     char all[32 + 5];
@@ -167,6 +169,28 @@ static void test_escapes(void)
     CHECK(STRING_IS("line\r\nnext\ttab", "\"line\\r\\nnext\\ttab\""));
     CHECK(STRING_IS("a\0b", "\"a\\u0000b\""));
     CHECK(STRING_IS("</script>", "\"</script>\""));
+
+    /* One special byte at every offset of a longer plain string: the scan that skips plain
+     * text eight bytes at a time must stop at each of them, wherever it falls in a word. */
+    static const struct {
+        char c;
+        const char *esc;
+    } specials[] = {{'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\x01', "\\u0001"},
+                    {'\x1f', "\\u001f"}, {'\xff', FFFD_ESC}, {'\x80', FFFD_ESC}};
+    for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
+        for (size_t at = 0; at < 40; at++) {
+            char in[40], out[64];
+            memset(in, 'a' + (int)(at % 26), sizeof(in));
+            in[at] = specials[k].c;
+            size_t e = strlen(specials[k].esc);
+            out[0] = '"';
+            memcpy(out + 1, in, at);
+            memcpy(out + 1 + at, specials[k].esc, e);
+            memcpy(out + 1 + at + e, in + at + 1, sizeof(in) - at - 1);
+            out[sizeof(in) + e] = '"';
+            CHECK(string_is(in, sizeof(in), out, sizeof(in) + e + 1));
+        }
+    }
 
     /* Keys are escaped the same way. */
     struct coil_json j;
@@ -307,6 +331,14 @@ static void test_doubles(void)
     check_double(1e300, "1e+300");
     check_double(1e-7, "1e-07");
     check_double(123456789.125, "123456789.125");
+    /* whole numbers take a shortcut below 1e15; both sides of its edge print as %.15g does */
+    check_double(-7.0, "-7");
+    check_double(100.0, "100");
+    check_double(999999999999999.0, "999999999999999");
+    check_double(-999999999999999.0, "-999999999999999");
+    check_double(1e15, "1e+15");
+    check_double(-1e15, "-1e+15");
+    check_double(4503599627370497.0, "4503599627370497");
     check_double(DBL_MAX, "1.7976931348623157e+308");
     check_double(-DBL_MAX, "-1.7976931348623157e+308");
     check_double(DBL_MIN, NULL);
