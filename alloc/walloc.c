@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * walloc: a worker's own heap. coil__walloc_init creates a private jemalloc arena and every
- * call here allocates from it with MALLOCX_ARENA | MALLOCX_TCACHE_NONE: no thread cache can
- * hold this arena's memory, so no other thread is ever bound to it and "arena.<i>.destroy"
- * at fini is always allowed and returns everything still allocated in one step. Counting:
+ * walloc: a worker's own heap. coil__walloc_init creates a private jemalloc arena and an
+ * explicit thread cache (tcache.create), and every call here uses MALLOCX_ARENA |
+ * MALLOCX_TCACHE(tc): small blocks come from and go back to that cache without the arena's
+ * lock (about 4 ns against about 55 ns for a malloc/free pair with no cache; perf/micro's
+ * arena rows). An explicit cache belongs to no thread, so no thread is ever bound to the arena:
+ * fini destroys the cache (returning what it holds to the arena) and then "arena.<i>.destroy"
+ * is always allowed and returns everything still allocated in one step. Only the owning
+ * worker uses the cache, which jemalloc requires of explicit caches. Counting:
  * nalloc and nfree are written only by the owning worker, with relaxed atomic stores because
  * coil_stats_get reads them from other threads. A growing realloc
  * (one that asks for more than the block's usable size, sallocx or malloc_usable_size) counts
@@ -42,8 +46,18 @@ int coil__walloc_init(struct coil_walloc *w)
     int rc = mallctl("arenas.create", &idx, &len, NULL, 0);
     if (rc != 0)
         return -rc; /* mallctl returns a positive errno (EAGAIN when out of arenas) */
+    unsigned tc = 0;
+    len = sizeof(tc);
+    rc = mallctl("tcache.create", &tc, &len, NULL, 0);
+    if (rc != 0) {
+        char name[64];
+        snprintf(name, sizeof(name), "arena.%u.destroy", idx);
+        mallctl(name, NULL, NULL, NULL, 0);
+        return -rc;
+    }
     w->arena = idx;
-    w->flags = MALLOCX_ARENA(idx) | MALLOCX_TCACHE_NONE;
+    w->tcache = tc;
+    w->flags = MALLOCX_ARENA(idx) | MALLOCX_TCACHE(tc);
     w->nalloc = 0;
     w->nfree = 0;
     return 0;
@@ -51,11 +65,14 @@ int coil__walloc_init(struct coil_walloc *w)
 
 void coil__walloc_fini(struct coil_walloc *w)
 {
+    unsigned tc = w->tcache;
+    int rc = mallctl("tcache.destroy", NULL, NULL, &tc, sizeof(tc));
+    assert(rc == 0);
     char name[64];
     int n = snprintf(name, sizeof(name), "arena.%u.destroy", w->arena);
     assert(n > 0 && (size_t)n < sizeof(name));
     (void)n;
-    int rc = mallctl(name, NULL, NULL, NULL, 0);
+    rc = mallctl(name, NULL, NULL, NULL, 0);
     assert(rc == 0); /* fails only if a thread is bound to the arena, which walloc never does */
     (void)rc;
     w->flags = 0;
@@ -103,6 +120,7 @@ void coil__wfree(struct coil_walloc *w, void *p)
 int coil__walloc_init(struct coil_walloc *w)
 {
     w->arena = 0;
+    w->tcache = 0;
     w->flags = 0;
     w->nalloc = 0;
     w->nfree = 0;

@@ -17,12 +17,13 @@
 
 struct coil_walloc {
     unsigned arena;  /* jemalloc arena index; 0 when COIL_NO_JEMALLOC */
-    int flags;       /* mallocx flags: MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE */
+    unsigned tcache; /* explicit jemalloc thread cache, used by the owner only */
+    int flags;       /* mallocx flags: MALLOCX_ARENA(arena) | MALLOCX_TCACHE(tcache) */
     uint64_t nalloc; /* allocations (malloc and growing realloc) since init; owner-written */
     uint64_t nfree;  /* frees since init */
 };
 
-/* Creates the arena. Returns 0 or -errno (-ENOMEM). */
+/* Creates the arena and its cache. Returns 0 or -errno (-ENOMEM). */
 int coil__walloc_init(struct coil_walloc *w);
 /* Destroys the arena and everything still allocated in it. */
 void coil__walloc_fini(struct coil_walloc *w);

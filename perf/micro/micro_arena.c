@@ -6,7 +6,7 @@
  * one allocation (512 in a row, then one reset, spread over the 512); one request's cycle (20
  * allocations, then reset); and as references the same work with malloc/free, which is
  * jemalloc here (checked: thread.allocated must grow), and with the worker's own heap
- * (coil__walloc/coil__wfree: jemalloc with MALLOCX_ARENA and no thread cache, what request
+ * (coil__walloc/coil__wfree: its own jemalloc arena and explicit cache, what request
  * memory would cost without the arena). The arena is the worker's size (64 KiB), so neither
  * loop ever leaves its first chunk; validation checks that, and that allocations are aligned
  * and do not overlap.
