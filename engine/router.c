@@ -471,8 +471,15 @@ int coil__router_match(const struct coil__router *r, struct coil_str method, str
     m->allow[0] = '\0';
     if (path.len == 0 || path.ptr[0] != '/')
         return -404;
-    struct walk w = {.p = path.ptr + 1, .len = path.len - 1, .method = method};
+    /* Field by field: vals and seen are written before they are read, and zero-filling their
+     * 200-odd bytes was a tenth of a static lookup (perf/micro router rows). */
+    struct walk w;
+    w.p = path.ptr + 1;
+    w.len = path.len - 1;
+    w.method = method;
     w.head = method.len == 4 && !memcmp(method.ptr, "HEAD", 4);
+    w.found = NULL;
+    w.nseen = 0;
     if (walk(&w, &r->root, 0, 0)) {
         m->route = &w.found->route;
         m->nparams = w.found->nparams;
