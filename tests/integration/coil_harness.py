@@ -45,13 +45,25 @@ READY_TIMEOUT = 10.0  # s to wait for the listening line
 WAIT = 10.0           # s bound on any single wait for the server
 
 
-def coil_bin():
-    """Path of the coil binary: $COIL_BIN, else <source>/build/handlers/coil."""
-    path = os.environ.get("COIL_BIN")
+def built_bin(env, *parts):
+    """Path of a built program: $env (CTest sets it), else <source>/build/<parts>."""
+    path = os.environ.get(env)
     if path:
         return path
     src = os.environ.get("COIL_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
-    return os.path.join(src, "build", "handlers", "coil")
+    return os.path.join(src, "build", *parts)
+
+
+def coil_bin():
+    return built_bin("COIL_BIN", "handlers", "coil")
+
+
+def coil_load_bin():
+    return built_bin("COIL_LOAD", "tools", "coil-load")
+
+
+def testapp_bin():
+    return built_bin("COIL_TESTAPP", "tests", "coil_testapp")
 
 
 def clean_env(extra=None):

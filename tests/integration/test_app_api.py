@@ -10,20 +10,14 @@ import subprocess
 import threading
 import time
 
-from coil_harness import CoilTestCase, RawResult, Server, chunked, main, parse_all, request
-
-
-def testapp():
-    path = os.environ.get("COIL_TESTAPP")
-    if not path:
-        raise AssertionError("COIL_TESTAPP is set by CTest")
-    return path
+from coil_harness import (CoilTestCase, RawResult, Server, chunked, main, parse_all, request,
+                          testapp_bin)
 
 
 class AppCase(CoilTestCase):
     def start_app(self, *args, env=None):
         saved = os.environ.get("COIL_BIN")
-        os.environ["COIL_BIN"] = testapp()
+        os.environ["COIL_BIN"] = testapp_bin()
         try:
             srv = Server(list(args), env=env)
         finally:
@@ -81,11 +75,11 @@ class AppApi(AppCase):
         self.assertEqual(self.connect(srv2).request("GET", "/greeting").body, b"from-env")
 
     def test_refused_option_exits_2_and_help_lists_it(self):
-        p = subprocess.run([testapp(), "--greeting", ""], capture_output=True, text=True,
+        p = subprocess.run([testapp_bin(), "--greeting", ""], capture_output=True, text=True,
                            timeout=10)
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("--greeting", p.stderr)
-        p = subprocess.run([testapp(), "--help"], capture_output=True, text=True, timeout=10)
+        p = subprocess.run([testapp_bin(), "--help"], capture_output=True, text=True, timeout=10)
         self.assertEqual(p.returncode, 0)
         self.assertIn("--greeting TEXT", p.stdout)
         self.assertIn("TESTAPP_GREETING", p.stdout)

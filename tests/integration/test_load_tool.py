@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 import coil_harness
-from coil_harness import HERE, SANITIZER_RE, CoilTestCase, clean_env, get_stats
+from coil_harness import SANITIZER_RE, CoilTestCase, clean_env, coil_load_bin, get_stats
 from load_testserver import TestServer
 
 RUN_BOUND = 60.0  # s: a coil-load run that takes longer than this is a hang
@@ -32,15 +32,6 @@ REPORT_KEYS = ("latencies", "bytes_in", "bytes_out", "earliest", "latest", "end"
                "responses", "target_rate", "error_counts")
 RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 MS = 1000000  # ns
-
-
-def coil_load_bin():
-    """Path of coil-load: $COIL_LOAD, else <source>/build/tools/coil-load."""
-    path = os.environ.get("COIL_LOAD")
-    if path:
-        return path
-    src = os.environ.get("COIL_SOURCE_DIR") or os.path.normpath(os.path.join(HERE, "..", ".."))
-    return os.path.join(src, "build", "tools", "coil-load")
 
 
 def round_robin(total, n):

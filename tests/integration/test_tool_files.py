@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 
-from coil_harness import CoilTestCase, main, need_tool
+from coil_harness import CoilTestCase, coil_load_bin, main, need_tool
 
 SRC = os.environ.get("COIL_SOURCE_DIR") or os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -17,9 +17,7 @@ TOOLS = os.path.join(SRC, "tools")
 
 class ToolFiles(CoilTestCase):
     def test_demo_targets_file_all_succeed(self):
-        load = os.environ.get("COIL_LOAD")
-        if not load:
-            self.skipTest("COIL_LOAD is set by CTest")
+        load = coil_load_bin()
         srv = self.start("--workers", "2")
         tmp = tempfile.mkdtemp(prefix="coil-targets-")
         self.addCleanup(shutil.rmtree, tmp)
