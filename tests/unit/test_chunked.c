@@ -12,39 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "guard.h"
 #include "http_parse.h"
 
-static int failures;
-static const char *current = ""; /* the case being run, for failure messages */
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__, current, #cond); \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
-#define GUARD_ROOM (256 * 1024)
 #define MAX_BODY (1u << 20)
 #define MAX_HEADER_BYTES 8192u
-
-static char *guard_end; /* first byte of the PROT_NONE page */
-
-static void guard_setup(void)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t room = (GUARD_ROOM + page - 1) / page * page;
-    char *m = mmap(NULL, room + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED || mprotect(m + room, page, PROT_NONE) != 0) {
-        perror("mmap/mprotect");
-        exit(1);
-    }
-    guard_end = m + room;
-}
 
 static uint64_t rng_state;
 

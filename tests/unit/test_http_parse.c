@@ -12,53 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "guard.h"
 #include "http_parse.h"
-
-static int failures;
-static const char *current = ""; /* the case being run, for failure messages */
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: [%s] CHECK failed: %s\n", __FILE__, __LINE__, current, #cond); \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 #define CHECK_STR(s, want) CHECK(str_is((s), (want)))
 
 #define MAX_HEADERS 64
-#define GUARD_ROOM (256 * 1024)
 
-static char *guard_end; /* first byte of the PROT_NONE page; inputs end here */
-
-static void guard_setup(void)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t room = (GUARD_ROOM + page - 1) / page * page;
-    char *m = mmap(NULL, room + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED || mprotect(m + room, page, PROT_NONE) != 0) {
-        perror("mmap/mprotect");
-        exit(1);
-    }
-    guard_end = m + room;
-}
-
-/* Copies n bytes so that they end right before the PROT_NONE page. */
-static char *place(const void *src, size_t n)
-{
-    if (n > GUARD_ROOM) {
-        fprintf(stderr, "input of %zu bytes does not fit the guard area\n", n);
-        exit(1);
-    }
-    char *p = guard_end - n;
-    if (n > 0)
-        memcpy(p, src, n);
-    return p;
-}
 
 /* want NULL: an absent slice ({NULL, 0}); otherwise the exact bytes of want. */
 static int str_is(struct coil_str s, const char *want)
@@ -689,7 +650,7 @@ static void probe_limits(const struct valid_case *v, const char *src, size_t n, 
     struct coil__http_header h[MAX_HEADERS];
     struct coil__http_req req = {.headers = h};
     struct coil__http_limits l = *lim;
-    const char *buf = place(src, n);
+    const char *buf = guard_place(src, n);
 
     l.max_header_bytes = (uint32_t)hl;
     CHECK(coil__http_parse_head(buf, n, &req, &l) == (int)hl);
@@ -724,7 +685,7 @@ static void run_valid(const struct valid_case *v)
 
     struct coil__http_header ha[MAX_HEADERS], hb[MAX_HEADERS];
     struct coil__http_req a = {.headers = ha}, b = {.headers = hb};
-    const char *buf = place(src, n);
+    const char *buf = guard_place(src, n);
     int r = coil__http_parse_head(buf, n, &a, lim);
     CHECK(r == (int)hl);
     if (r != (int)hl) {
@@ -736,7 +697,7 @@ static void run_valid(const struct valid_case *v)
 
     /* Every prefix, each against the guard page; buf's bytes move, its offsets stay valid. */
     for (size_t k = 0; k <= n; k++) {
-        const char *pb = place(src, k);
+        const char *pb = guard_place(src, k);
         int rk = coil__http_parse_head(pb, k, &b, lim);
         if (k < hl) {
             CHECK(rk == 0);
@@ -967,12 +928,12 @@ static void run_invalid(const struct invalid_case *c)
     struct coil__http_req req = {.headers = h};
     current = c->what;
 
-    int r = coil__http_parse_head(place(c->in, n), n, &req, lim);
+    int r = coil__http_parse_head(guard_place(c->in, n), n, &req, lim);
     CHECK(r == c->status);
     if (r != c->status)
         fprintf(stderr, "  [%s] returned %d, want %d\n", c->what, r, c->status);
     for (size_t k = 0; k < n; k++) {
-        int rk = coil__http_parse_head(place(c->in, k), k, &req, lim);
+        int rk = coil__http_parse_head(guard_place(c->in, k), k, &req, lim);
         CHECK(rk == 0 || rk == c->status);
         if (rk != 0 && rk != c->status)
             fprintf(stderr, "  [%s] prefix %zu returned %d\n", c->what, k, rk);
@@ -998,12 +959,12 @@ static void test_generated_sizes(void)
         src[n++] = 'f';
     memcpy(src + n, "\r\n\r\n", 4);
     n += 4;
-    CHECK(coil__http_parse_head(place(src, n), n, &req, &lim) == 8192);
+    CHECK(coil__http_parse_head(guard_place(src, n), n, &req, &lim) == 8192);
     CHECK(req.headers[1].value.len == 8192 - 4 - strlen(pre));
     lim.max_header_bytes = 8191;
-    CHECK(coil__http_parse_head(place(src, n), n, &req, &lim) == -431);
-    CHECK(coil__http_parse_head(place(src, 8191), 8191, &req, &lim) == -431);
-    CHECK(coil__http_parse_head(place(src, 8190), 8190, &req, &lim) == 0);
+    CHECK(coil__http_parse_head(guard_place(src, n), n, &req, &lim) == -431);
+    CHECK(coil__http_parse_head(guard_place(src, 8191), 8191, &req, &lim) == -431);
+    CHECK(coil__http_parse_head(guard_place(src, 8190), 8190, &req, &lim) == 0);
 
     /* a request line of 8192 bytes with its CRLF */
     n = 0;
@@ -1014,13 +975,13 @@ static void test_generated_sizes(void)
     memcpy(src + n, " HTTP/1.1\r\nHost: a\r\n\r\n", 22);
     n += 22;
     lim.max_header_bytes = 8192 + 11;
-    CHECK(coil__http_parse_head(place(src, n), n, &req, &lim) == (int)n);
+    CHECK(coil__http_parse_head(guard_place(src, n), n, &req, &lim) == (int)n);
     lim.max_header_bytes = 8192;
-    CHECK(coil__http_parse_head(place(src, n), n, &req, &lim) == -431);
+    CHECK(coil__http_parse_head(guard_place(src, n), n, &req, &lim) == -431);
     lim.max_header_bytes = 8191;
-    CHECK(coil__http_parse_head(place(src, n), n, &req, &lim) == -414);
-    CHECK(coil__http_parse_head(place(src, 8191), 8191, &req, &lim) == -414);
-    CHECK(coil__http_parse_head(place(src, 8190), 8190, &req, &lim) == 0);
+    CHECK(coil__http_parse_head(guard_place(src, n), n, &req, &lim) == -414);
+    CHECK(coil__http_parse_head(guard_place(src, 8191), 8191, &req, &lim) == -414);
+    CHECK(coil__http_parse_head(guard_place(src, 8190), 8190, &req, &lim) == 0);
 
     /* exactly max_headers fields pass, one more is 431 */
     n = (size_t)sprintf(src, "GET / HTTP/1.1\r\nHost: a\r\n");
@@ -1028,10 +989,10 @@ static void test_generated_sizes(void)
         n += (size_t)sprintf(src + n, "X-%d: %d\r\n", i, i);
     memcpy(src + n, "\r\n", 2);
     lim.max_header_bytes = 8192;
-    CHECK(coil__http_parse_head(place(src, n + 2), n + 2, &req, &lim) == (int)n + 2);
+    CHECK(coil__http_parse_head(guard_place(src, n + 2), n + 2, &req, &lim) == (int)n + 2);
     CHECK(req.nheaders == 32);
     n += (size_t)sprintf(src + n, "X-Last: 1\r\n\r\n");
-    CHECK(coil__http_parse_head(place(src, n), n, &req, &lim) == -431);
+    CHECK(coil__http_parse_head(guard_place(src, n), n, &req, &lim) == -431);
 }
 
 /* Two pipelined requests parsed one after the other from one buffer. */
@@ -1041,7 +1002,7 @@ static void test_pipelined(void)
     const char *two = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
                       "POST /b?c HTTP/1.0\r\nContent-Length: 2\r\n\r\nok";
     size_t n = strlen(two);
-    const char *buf = place(two, n);
+    const char *buf = guard_place(two, n);
     struct coil__http_header h[MAX_HEADERS];
     struct coil__http_req req = {.headers = h};
     int r1 = coil__http_parse_head(buf, n, &req, &default_limits);
