@@ -6,6 +6,7 @@ state, never buffered whole; on_body's error status; limits), application option
 command line and the environment, and the per-worker start hook."""
 import os
 import random
+import signal
 import subprocess
 import threading
 import time
@@ -252,6 +253,29 @@ class Streaming(AppCase):
                b"5\r\nhello\r\nzz\r\n")
         out, how = c.read_until_eof()
         self.assertClosesAfter(RawResult(*parse_all(out), how), 400)
+
+    def test_stalled_body_times_out(self):
+        srv = self.start_app("--workers", "1", "--body-timeout", "300ms")
+        c = self.connect(srv)
+        c.send(b"POST /stream HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" +
+               os.urandom(50000))
+        out, how = c.read_until_eof()
+        self.assertClosesAfter(RawResult(*parse_all(out), how), 408)
+
+    def test_drain_finishes_an_upload_in_progress(self):
+        srv = self.start_app("--workers", "1")
+        data = os.urandom(3 << 20)
+        c = self.connect(srv, timeout=30)
+        c.send(request("POST", "/stream", body=data)[:-len(data)] + data[:1 << 20])
+        time.sleep(0.2)
+        srv.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        c.send(data[1 << 20:])
+        out, how = c.read_until_eof()
+        responses, rest = parse_all(out)
+        self.assertClosesAfter(RawResult(responses, rest, how), 200)
+        self.expect(responses[0], data)
+        self.assertEqual(srv.wait_exit(), 0, srv.log_text())
 
     def test_bodies_are_not_buffered(self):
         # Three 30 MiB uploads (two at once) leave the peak RSS where it was: a buffering engine
