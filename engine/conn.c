@@ -490,6 +490,12 @@ static void maybe_continue(struct coil__worker *w, struct coil_conn *c,
     coil__queue_flush(w, c);
 }
 
+/* The body limit of a route (NULL: no route matched): its own, else --max-body-bytes. */
+static uint64_t body_limit(const struct coil__worker *w, const struct coil__route *r)
+{
+    return r && r->max_body ? r->max_body : w->app->cfg.lim.max_body_bytes;
+}
+
 /*
  * Passes the body bytes at body[0..n) of a streaming request to its route's on_body, and runs
  * the handler once the body is complete. Every byte up to the body's end is consumed: a
@@ -499,8 +505,9 @@ static void maybe_continue(struct coil__worker *w, struct coil_conn *c,
  */
 static long stream_body(struct coil__worker *w, struct coil_conn *c, struct coil__http_req *h,
                         const struct coil__match *m, struct coil__progress *pg, char *body,
-                        size_t n, uint64_t max_body)
+                        size_t n)
 {
+    uint64_t max_body = body_limit(w, m->route);
     size_t give, used;
     bool done;
     if (h->flags & COIL_HTTP_CHUNKED) {
@@ -560,9 +567,7 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
     size_t head = (size_t)r;
     struct coil__match m;
     int mr = coil__router_match(w->app->router, h.method, h.path, &m);
-    uint64_t max_body = cfg->lim.max_body_bytes;
-    if (mr == 0 && m.route->max_body)
-        max_body = m.route->max_body;
+    uint64_t max_body = body_limit(w, mr == 0 ? m.route : NULL);
     if ((h.flags & COIL_HTTP_HAS_LENGTH) && h.content_length > max_body) {
         reject(w, c, 413);
         return -1;
@@ -573,7 +578,7 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
             pg->body_off = (uint32_t)head;
             coil__chunked_init(&pg->ck);
         }
-        long used = stream_body(w, c, &h, &m, pg, buf + head, len - head, max_body);
+        long used = stream_body(w, c, &h, &m, pg, buf + head, len - head);
         if (used < 0)
             return -1;
         if (pg->streaming) { /* all of buf is consumed; the caller keeps only the head */
@@ -714,8 +719,7 @@ static long stream_more(struct coil__worker *w, struct coil_conn *c, char *data,
     assert(r == (int)p->prog.body_off && mr == 0 && m.route->on_body);
     (void)r;
     (void)mr;
-    uint64_t max_body = m.route->max_body ? m.route->max_body : w->app->cfg.lim.max_body_bytes;
-    long used = stream_body(w, c, &h, &m, &p->prog, data, n, max_body);
+    long used = stream_body(w, c, &h, &m, &p->prog, data, n);
     if (used >= 0 && !p->prog.streaming)
         partial_free(w, c);
     return used;

@@ -22,24 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena_items.h"
 #include "handlers.h"
 
-struct item {
-    int64_t id;
-    struct coil_str name;     /* owned, NUL-terminated copy */
-    struct coil_str category; /* owned, NUL-terminated copy */
-    int64_t price;
-    int64_t quantity;
-    bool active;
-    size_t ntags;          /* entries in tags */
-    struct coil_str *tags; /* owned array of owned, NUL-terminated copies; NULL if ntags is 0 */
-    int64_t score;         /* rating.score */
-    int64_t votes;         /* rating.count */
-};
-
+/* The loaded dataset. Every string of its items (name, category, each tag) and every tags
+ * array is an owned copy; the strings are NUL-terminated. */
 struct dataset {
-    size_t count;       /* items in items, at least 1 */
-    struct item *items; /* in file order */
+    size_t count;             /* items in items, at least 1 */
+    struct arena_item *items; /* in file order */
 };
 
 static struct dataset *loaded; /* NULL until --dataset; see the file comment */
@@ -155,46 +145,6 @@ static int pipeline(struct coil_req *req, struct coil_res *res, void *ud)
 
 /* ---- /json/:count ----------------------------------------------------------------------- */
 
-static void write_item(struct coil_json *j, const struct item *it, int64_t total)
-{
-    coil_json_object_open(j);
-    coil_json_key(j, "id");
-    coil_json_int(j, it->id);
-    coil_json_key(j, "name");
-    coil_json_stringn(j, it->name.ptr, it->name.len);
-    coil_json_key(j, "category");
-    coil_json_stringn(j, it->category.ptr, it->category.len);
-    coil_json_key(j, "price");
-    coil_json_int(j, it->price);
-    coil_json_key(j, "quantity");
-    coil_json_int(j, it->quantity);
-    coil_json_key(j, "active");
-    coil_json_bool(j, it->active);
-    coil_json_key(j, "tags");
-    coil_json_array_open(j);
-    for (size_t t = 0; t < it->ntags; t++)
-        coil_json_stringn(j, it->tags[t].ptr, it->tags[t].len);
-    coil_json_array_close(j);
-    coil_json_key(j, "rating");
-    coil_json_object_open(j);
-    coil_json_key(j, "score");
-    coil_json_int(j, it->score);
-    coil_json_key(j, "count");
-    coil_json_int(j, it->votes);
-    coil_json_object_close(j);
-    coil_json_key(j, "total");
-    coil_json_int(j, total);
-    coil_json_object_close(j);
-}
-
-/* price*quantity*m of item i; false if it does not fit. */
-static bool item_total(const struct item *it, int64_t m, int64_t *total)
-{
-    int64_t pq;
-    return !__builtin_mul_overflow(it->price, it->quantity, &pq) &&
-           !__builtin_mul_overflow(pq, m, total);
-}
-
 static int json_items(struct coil_req *req, struct coil_res *res, void *ud)
 {
     const struct dataset *ds = loaded;
@@ -208,15 +158,15 @@ static int json_items(struct coil_req *req, struct coil_res *res, void *ud)
         return bad_request(res, "m must be an integer");
     /* Checked before the body starts: once it has, the status can no longer become 400. */
     for (int64_t i = 0; i < count; i++)
-        if (!item_total(&ds->items[i], m, &total))
+        if (!arena_item_total(&ds->items[i], m, &total))
             return bad_request(res, "price*quantity*m does not fit in 64 bits");
     struct coil_json *j = coil_res_json(res);
     coil_json_object_open(j);
     coil_json_key(j, "items");
     coil_json_array_open(j);
     for (int64_t i = 0; i < count; i++) {
-        (void)item_total(&ds->items[i], m, &total); /* fits: checked above */
-        write_item(j, &ds->items[i], total);
+        (void)arena_item_total(&ds->items[i], m, &total); /* fits: checked above */
+        arena_item_write(j, &ds->items[i], total);
     }
     coil_json_array_close(j);
     coil_json_key(j, "count");
@@ -227,7 +177,7 @@ static int json_items(struct coil_req *req, struct coil_res *res, void *ud)
 
 /* ---- loading the dataset (main thread, during option parsing) --------------------------- */
 
-static void item_fini(struct item *it)
+static void item_fini(struct arena_item *it)
 {
     free((char *)it->name.ptr);
     free((char *)it->category.ptr);
@@ -282,7 +232,7 @@ static int copy_string(const struct where *w, const json_t *v, const char *field
     return 0;
 }
 
-static int get_tags(const struct where *w, const json_t *obj, struct item *it)
+static int get_tags(const struct where *w, const json_t *obj, struct arena_item *it)
 {
     const json_t *tags = json_object_get(obj, "tags");
     if (!json_is_array(tags))
@@ -318,7 +268,7 @@ static int check_keys(const struct where *w, const json_t *obj, const char *cons
     return 0;
 }
 
-static int get_rating(const struct where *w, const json_t *obj, struct item *it)
+static int get_rating(const struct where *w, const json_t *obj, struct arena_item *it)
 {
     static const char *const rating_fields[] = {"score", "count"};
     const json_t *r = json_object_get(obj, "rating");
@@ -331,7 +281,7 @@ static int get_rating(const struct where *w, const json_t *obj, struct item *it)
 }
 
 /* Fills it from obj; on failure it holds what was copied so far (item_fini frees it). */
-static int item_init(const struct where *w, const json_t *obj, struct item *it)
+static int item_init(const struct where *w, const json_t *obj, struct arena_item *it)
 {
     if (!json_is_object(obj)) {
         fprintf(stderr, "coil: dataset %s: items[%zu] is not an object\n", w->path, w->index);

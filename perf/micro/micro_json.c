@@ -7,8 +7,8 @@
  * the engine. Three documents: TechEmpower's {"message":"Hello, World!"}; one object of eleven
  * mixed fields with strings that need escaping (quotes, newline, tab, backslash) and UTF-8,
  * negative and fractional doubles, booleans and null; and /json/50 of the HttpArena demo (50
- * items shaped like ../shared/httparena/dataset.json, written field for field like
- * handlers/arena.c). Each output is compared byte for byte with the expected text first; for
+ * items shaped like ../shared/httparena/dataset.json, written by handlers/arena_items.c, the
+ * handler's own code). Each output is compared byte for byte with the expected text first; for
  * the items that text is built independently with snprintf. ns/B is per output byte.
  */
 #include <inttypes.h>
@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "arena_items.h"
 #include "bench.h"
 #include "json.h"
 #include "walloc.h"
@@ -71,17 +72,9 @@ static const char mixed_want[] =
     "\"bio\":\"Line one\\nLine two\\ttabbed, C:\\\\path\",\"city\":\"Z\xc3\xbcrich\",\"age\":34,"
     "\"balance\":-1234.56,\"ratio\":0.1,\"verified\":true,\"deleted\":false,\"manager\":null}";
 
-/* One dataset item, as handlers/arena.c holds it. */
-struct item {
-    int64_t id, price, quantity, score, votes;
-    const char *name, *category;
-    bool active;
-    const char *tags[4];
-    size_t ntags;
-};
-
-static struct item items[NITEMS];
+static struct arena_item items[NITEMS];
 static char names[NITEMS][32];
+static struct coil_str item_tags[NITEMS][4];
 
 /* Deterministic items with the dataset's vocabulary and value ranges. */
 static void make_items(void)
@@ -95,52 +88,23 @@ static void make_items(void)
     static const char *const tags[] = {"sale",     "heavy-duty", "popular", "fast",   "new",
                                        "wireless", "eco",        "limited", "premium"};
     for (int i = 0; i < NITEMS; i++) {
-        struct item *it = &items[i];
+        struct arena_item *it = &items[i];
         snprintf(names[i], sizeof(names[i]), "%s %s", adj[i % 8], noun[(i * 3 + i / 8) % 8]);
         it->id = i + 1;
-        it->name = names[i];
-        it->category = cats[i % 7];
+        it->name = (struct coil_str){names[i], strlen(names[i])};
+        it->category = (struct coil_str){cats[i % 7], strlen(cats[i % 7])};
         it->price = 10 + (i * 37) % 490;
         it->quantity = (i * 13) % 100;
         it->active = i % 3 != 0;
         it->ntags = 1 + (size_t)(i * 5 % 4);
-        for (size_t t = 0; t < it->ntags; t++)
-            it->tags[t] = tags[((size_t)i + 2 * t) % 9]; /* distinct within an item */
+        it->tags = item_tags[i];
+        for (size_t t = 0; t < it->ntags; t++) {
+            const char *tag = tags[((size_t)i + 2 * t) % 9]; /* distinct within an item */
+            it->tags[t] = (struct coil_str){tag, strlen(tag)};
+        }
         it->score = (i * 7) % 50;
         it->votes = (i * 31) % 400;
     }
-}
-
-static void write_item(struct coil_json *j, const struct item *it)
-{
-    coil_json_object_open(j);
-    coil_json_key(j, "id");
-    coil_json_int(j, it->id);
-    coil_json_key(j, "name");
-    coil_json_string(j, it->name);
-    coil_json_key(j, "category");
-    coil_json_string(j, it->category);
-    coil_json_key(j, "price");
-    coil_json_int(j, it->price);
-    coil_json_key(j, "quantity");
-    coil_json_int(j, it->quantity);
-    coil_json_key(j, "active");
-    coil_json_bool(j, it->active);
-    coil_json_key(j, "tags");
-    coil_json_array_open(j);
-    for (size_t t = 0; t < it->ntags; t++)
-        coil_json_string(j, it->tags[t]);
-    coil_json_array_close(j);
-    coil_json_key(j, "rating");
-    coil_json_object_open(j);
-    coil_json_key(j, "score");
-    coil_json_int(j, it->score);
-    coil_json_key(j, "count");
-    coil_json_int(j, it->votes);
-    coil_json_object_close(j);
-    coil_json_key(j, "total");
-    coil_json_int(j, it->price * it->quantity);
-    coil_json_object_close(j);
 }
 
 static void write_items(struct coil_json *j)
@@ -149,7 +113,7 @@ static void write_items(struct coil_json *j)
     coil_json_key(j, "items");
     coil_json_array_open(j);
     for (int i = 0; i < NITEMS; i++)
-        write_item(j, &items[i]);
+        arena_item_write(j, &items[i], items[i].price * items[i].quantity);
     coil_json_array_close(j);
     coil_json_key(j, "count");
     coil_json_int(j, NITEMS);
@@ -161,15 +125,15 @@ static size_t items_want(char *out, size_t cap)
 {
     size_t n = (size_t)snprintf(out, cap, "{\"items\":[");
     for (int i = 0; i < NITEMS; i++) {
-        const struct item *it = &items[i];
+        const struct arena_item *it = &items[i];
         n += (size_t)snprintf(out + n, cap - n,
                               "%s{\"id\":%" PRId64 ",\"name\":\"%s\",\"category\":\"%s\","
                               "\"price\":%" PRId64 ",\"quantity\":%" PRId64
                               ",\"active\":%s,\"tags\":[",
-                              i ? "," : "", it->id, it->name, it->category, it->price, it->quantity,
+                              i ? "," : "", it->id, it->name.ptr, it->category.ptr, it->price, it->quantity,
                               it->active ? "true" : "false");
         for (size_t t = 0; t < it->ntags; t++)
-            n += (size_t)snprintf(out + n, cap - n, "%s\"%s\"", t ? "," : "", it->tags[t]);
+            n += (size_t)snprintf(out + n, cap - n, "%s\"%s\"", t ? "," : "", it->tags[t].ptr);
         n += (size_t)snprintf(out + n, cap - n,
                               "],\"rating\":{\"score\":%" PRId64 ",\"count\":%" PRId64
                               "},\"total\":%" PRId64 "}",

@@ -470,6 +470,22 @@ class Conn(_Buffer):
         del self.buf[:]
         return data, self.closed_how
 
+    def send_until_closed(self, data):
+        """Sends data from a thread while reading everything until the server closes, for a
+        server that answers before the body ends and then closes (the rest of the send may
+        then fail: expected). Returns a RawResult."""
+        def send():
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                pass
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        out, how = self.read_until_eof()
+        sender.join()
+        return RawResult(*parse_all(out), how)
+
     def wait_closed(self):
         """Asserts the server closes without sending anything more; returns "eof" or "reset"."""
         data, how = self.read_until_eof()

@@ -17,7 +17,6 @@ import random
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 
@@ -571,18 +570,7 @@ class Upload(Arena):
         c = self.connect(self.srv, timeout=60)
         c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
         block = b"100000\r\n" + bytes(1 << 20) + b"\r\n"
-
-        def send():
-            try:
-                c.send(block * 21)
-            except OSError:
-                pass  # closed after the 413: expected
-
-        sender = threading.Thread(target=send)
-        sender.start()
-        out, how = c.read_until_eof()
-        sender.join()
-        self.assertClosesAfter(RawResult(*parse_all(out), how), 413)
+        self.assertClosesAfter(c.send_until_closed(block * 21), 413)
 
     def test_only_post(self):
         r = self.connect(self.srv).request("GET", "/upload")
