@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,11 +78,35 @@ int coil__arena_init(struct coil_arena *a, struct coil_walloc *wa, size_t first_
     return 0;
 }
 
+void coil__arena_init_empty(struct coil_arena *a, struct coil_walloc *wa, size_t first_size)
+{
+    memset(a, 0, sizeof(*a));
+    a->wa = wa;
+    a->first_size = round_size(first_size ? first_size : ALIGN);
+}
+
 void coil__arena_fini(struct coil_arena *a)
 {
-    coil__arena_reset(a);
-    free_chunk(a->wa, a->first);
+    if (a->first != NULL) {
+        coil__arena_reset(a);
+        free_chunk(a->wa, a->first);
+    }
     memset(a, 0, sizeof(*a));
+}
+
+bool coil__arena_used(const struct coil_arena *a)
+{
+    return a->first != NULL && (a->first->next != NULL || a->ptr != a->first->data);
+}
+
+void coil__arena_move(struct coil_arena *from, struct coil_arena *to)
+{
+    *to = *from;
+    from->first = NULL;
+    from->cur = NULL;
+    from->ptr = NULL;
+    from->end = NULL;
+    from->last = NULL;
 }
 
 /* A chunk of its own for a request of need bytes (need > first_size); cur is untouched. */
@@ -96,9 +121,25 @@ static void *alloc_large(struct coil_arena *a, size_t need, size_t size)
     return c->data;
 }
 
+/* Gives an arena that handed its chunks away (coil__arena_move) a first chunk again. */
+static int add_first(struct coil_arena *a)
+{
+    struct coil__arena_chunk *c = new_chunk(a->wa, a->first_size);
+    if (c == NULL)
+        return -ENOMEM;
+    a->first = c;
+    a->cur = c;
+    a->ptr = c->data;
+    a->end = c->data + c->size;
+    a->last = NULL;
+    return 0;
+}
+
 /* Makes a fresh first_size chunk the one being bumped. 0 or -ENOMEM. */
 static int add_chunk(struct coil_arena *a)
 {
+    if (a->first == NULL)
+        return add_first(a);
     struct coil__arena_chunk *c = new_chunk(a->wa, a->first_size);
     if (c == NULL)
         return -ENOMEM;
@@ -117,6 +158,8 @@ void *coil__arena_alloc(struct coil_arena *a, size_t size)
         return NULL;
     if (need > a->first_size) {
         a->last = NULL;
+        if (a->first == NULL && add_first(a) != 0)
+            return NULL;
         return alloc_large(a, need, size);
     }
     if (need > (size_t)(a->end - a->ptr) && add_chunk(a) != 0)
@@ -170,6 +213,8 @@ char *coil__arena_strndup(struct coil_arena *a, const char *s, size_t n)
 
 void coil__arena_reset(struct coil_arena *a)
 {
+    if (a->first == NULL)
+        return; /* handed its chunks away; the next allocation makes a first one */
     struct coil__arena_chunk *c = a->first->next;
     while (c != NULL) {
         struct coil__arena_chunk *next = c->next;

@@ -9,6 +9,7 @@
 #ifndef COIL_ARENA_H
 #define COIL_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "walloc.h"
@@ -27,6 +28,8 @@ struct coil_arena {
 
 /* Sets up the arena; the first chunk (first_size bytes) is allocated now. 0 or -ENOMEM. */
 int coil__arena_init(struct coil_arena *a, struct coil_walloc *wa, size_t first_size);
+/* The same, allocating nothing until the first allocation. */
+void coil__arena_init_empty(struct coil_arena *a, struct coil_walloc *wa, size_t first_size);
 void coil__arena_fini(struct coil_arena *a);
 
 /* size bytes aligned to 16. NULL on OOM. size 0 returns a valid unique pointer. */
@@ -41,5 +44,15 @@ char *coil__arena_strndup(struct coil_arena *a, const char *s, size_t n);
 
 /* Frees everything: extra chunks go back to walloc, the first chunk is kept and poisoned. */
 void coil__arena_reset(struct coil_arena *a);
+
+/* Whether anything was allocated since the last reset. */
+bool coil__arena_used(const struct coil_arena *a);
+/*
+ * Hands every chunk of `from`, and what was allocated in them, to `to` (which must not hold
+ * chunks): pointers into them stay valid and now die with `to`. `from` is left empty and makes
+ * a new first chunk at its next allocation. This is how a request that outlives its handler
+ * keeps what the handler allocated.
+ */
+void coil__arena_move(struct coil_arena *from, struct coil_arena *to);
 
 #endif

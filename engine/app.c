@@ -73,6 +73,7 @@ struct coil_app *coil_app_create(int argc, char **argv)
     c->idle_timeout_ms = 60000;
     c->write_timeout_ms = 30000;
     c->drain_timeout_ms = 30000;
+    c->handler_timeout_ms = 30000;
     c->linger_ms = 2000;
     c->recv_buf_size = 16384;
     c->recv_buf_count = 512;
@@ -378,6 +379,31 @@ static void app_free(struct coil_app *app)
     free(app);
 }
 
+/* The engine's modules, composed: who handles which completions and loop events. */
+static void register_modules(void)
+{
+    coil__loop_init();
+    coil__tcp_init();
+    coil__wait_init();
+}
+
+int coil__modules_start(struct coil__worker *w)
+{
+    int err;
+    if ((err = coil__tcp_start(w)) < 0 || (err = coil__request_start(w)) < 0 ||
+        (err = coil__wait_start(w)) < 0)
+        return err;
+    return 0;
+}
+
+void coil__modules_stop(struct coil__worker *w)
+{
+    coil__replies_free(w);
+    coil__wait_stop(w);
+    coil__request_stop(w);
+    coil__tcp_stop(w);
+}
+
 static int prepare(struct coil_app *app)
 {
     app->ncpus = allowed_cpus(&app->cpus);
@@ -388,6 +414,7 @@ static int prepare(struct coil_app *app)
         return -ENOMEM;
     for (unsigned i = 0; i < app->nworkers; i++)
         app->listen_fds[i] = -1;
+    register_modules();
     int err = probe_uring(app);
     if (err < 0)
         return err;
@@ -489,6 +516,9 @@ void coil_stats_get(struct coil_stats *out)
         out->open += atomic_load_explicit(&w->stats.open, memory_order_relaxed);
         out->jobs_run += atomic_load_explicit(&w->stats.jobs_run, memory_order_relaxed);
         out->rejected += atomic_load_explicit(&w->stats.rejected, memory_order_relaxed);
+        out->deferred += atomic_load_explicit(&w->stats.deferred, memory_order_relaxed);
+        out->waiting += atomic_load_explicit(&w->stats.waiting, memory_order_relaxed);
+        out->aborted += atomic_load_explicit(&w->stats.aborted, memory_order_relaxed);
         /* nalloc is the owner's plain counter: a torn read is impossible on 64-bit targets and
          * a stale one only makes the sum approximate, as documented. */
         out->heap_allocs += __atomic_load_n(&w->wa.nalloc, __ATOMIC_RELAXED);

@@ -194,3 +194,162 @@ void coil__jobs_wake(struct coil__worker *w)
     w->wake_targets = 0;
     w->wake_all = false;
 }
+
+/* ---- jobs with replies ------------------------------------------------------------------ */
+
+/* The payload of a call job: who asked, then the caller's bytes. */
+struct call {
+    coil_call_fn fn;
+    coil_reply_fn on_reply;
+    void *ud;
+    uint64_t owner; /* the owner request's coil_defer id on src; 0: none */
+    unsigned src;
+    size_t len;
+    _Alignas(16) char data[];
+};
+
+/* The payload of a reply job. */
+struct reply_msg {
+    coil_reply_fn on_reply;
+    void *ud;
+    uint64_t owner;
+    int err;
+    size_t len;
+    _Alignas(16) char data[];
+};
+
+/* A reply that found its channel full: retried after every batch, never dropped. */
+struct coil__backlog {
+    struct coil__backlog *next;
+    unsigned target;
+    size_t len;
+    _Alignas(16) char msg[];
+};
+
+struct coil_reply {
+    const struct call *call;
+    bool replied;
+};
+
+static void run_reply(void *payload, size_t len, unsigned worker)
+{
+    struct reply_msg *m = payload;
+    (void)len;
+    (void)worker;
+    if (m->owner && !coil__rq_at(coil__self, m->owner))
+        return; /* its request is finished or aborted: nobody is waiting */
+    m->on_reply(m->err, m->data, m->len, m->ud);
+}
+
+static int send_reply(const struct call *call, int err, const void *data, size_t len)
+{
+    struct coil__worker *w = coil__self;
+    size_t size = sizeof(struct reply_msg) + len;
+    struct coil__backlog *b = coil__walloc(&w->wa, sizeof(*b) + size);
+    if (!b)
+        return -ENOMEM;
+    struct reply_msg *m = (struct reply_msg *)b->msg;
+    m->on_reply = call->on_reply;
+    m->ud = call->ud;
+    m->owner = call->owner;
+    m->err = err;
+    m->len = len;
+    if (len)
+        memcpy(m->data, data, len);
+    int r = coil_job_post(call->src, run_reply, m, size);
+    if (r == -EAGAIN || r == -ENOMEM) {
+        b->target = call->src;
+        b->len = size;
+        b->next = w->replies;
+        w->replies = b;
+        w->nreplies++;
+        /* Shutdown waits for it like for a queued job. */
+        atomic_fetch_add_explicit(&w->app->jobs_outstanding, 1, memory_order_relaxed);
+        return 0;
+    }
+    coil__wfree(&w->wa, b);
+    return r == -ESHUTDOWN ? 0 : r;
+}
+
+void coil__replies_retry(struct coil__worker *w)
+{
+    struct coil__backlog **pp = &w->replies;
+    while (*pp) {
+        struct coil__backlog *b = *pp;
+        int r = coil_job_post(b->target, run_reply, b->msg, b->len);
+        if (r == -EAGAIN || r == -ENOMEM) {
+            pp = &b->next;
+            continue;
+        }
+        *pp = b->next;
+        w->nreplies--;
+        atomic_fetch_sub_explicit(&w->app->jobs_outstanding, 1, memory_order_release);
+        coil__wfree(&w->wa, b);
+    }
+}
+
+void coil__replies_free(struct coil__worker *w)
+{
+    while (w->replies) {
+        struct coil__backlog *b = w->replies;
+        w->replies = b->next;
+        coil__wfree(&w->wa, b);
+    }
+    w->nreplies = 0;
+}
+
+static void run_call(void *payload, size_t len, unsigned worker)
+{
+    struct call *call = payload;
+    struct coil_reply r = {call, false};
+    (void)len;
+    (void)worker;
+    call->fn(call->data, call->len, &r);
+    if (!r.replied && send_reply(call, -ENODATA, NULL, 0) < 0)
+        coil__log("worker %u: a job's reply was lost: out of memory", worker);
+}
+
+int coil_reply(struct coil_reply *reply, const void *data, size_t len)
+{
+    if (reply->replied)
+        return -EALREADY;
+    reply->replied = true;
+    int err = send_reply(reply->call, 0, data, len);
+    if (err == -ENOMEM && send_reply(reply->call, -ENOMEM, NULL, 0) == 0)
+        return err; /* the caller learns it through on_reply */
+    if (err < 0)
+        coil__log("worker %u: a job's reply was lost: %s", coil__self->id, strerror(-err));
+    return err;
+}
+
+int coil_job_call(struct coil_req *owner, unsigned target, coil_call_fn fn, const void *payload,
+                  size_t len, coil_reply_fn on_reply, void *ud)
+{
+    struct coil__worker *w = coil__self;
+    if (!w)
+        return -EPERM;
+    if (!fn || !on_reply || target >= w->app->nworkers)
+        return -EINVAL;
+    uint64_t id = 0;
+    if (owner) {
+        struct coil__rq *rq = owner->rq;
+        if (!rq || !rq->deferred || rq->aborted)
+            return -EINVAL; /* the owner must have deferred: it outlives its handler */
+        id = ((uint64_t)rq->idx << 32) | rq->gen;
+    }
+    size_t size = sizeof(struct call) + len;
+    struct call *call = coil__walloc(&w->wa, size);
+    if (!call)
+        return -ENOMEM;
+    call->fn = fn;
+    call->on_reply = on_reply;
+    call->ud = ud;
+    call->owner = id;
+    call->src = w->id;
+    call->len = len;
+    if (len)
+        memcpy(call->data, payload, len);
+    int err = coil_job_post(target, run_call, call, size);
+    coil__wfree(&w->wa, call);
+    return err;
+}

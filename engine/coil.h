@@ -9,9 +9,10 @@
  * (coil_job_post), which runs on its target worker between batches of requests.
  *
  * Memory: everything a handler gets from a request (strings, body, coil_req_alloc) lives in the
- * worker's request arena and is valid until the handler returns. Long-lived memory a handler
- * keeps per worker comes from coil_malloc/coil_free (the worker's own jemalloc arena) and must
- * be freed on the same worker.
+ * worker's request arena and is valid until the response is finished: when the handler returns,
+ * or, for a deferred response (coil_res_defer, below), until coil_res_finish or the abort.
+ * Long-lived memory a handler keeps per worker comes from coil_malloc/coil_free (the worker's
+ * own jemalloc arena) and must be freed on the same worker.
  *
  * Errors: functions that can fail return 0 or a negative errno value.
  *
@@ -165,7 +166,7 @@ void *coil_req_alloc(struct coil_req *req, size_t size);
 
 /* ---- response --------------------------------------------------------------------------- */
 
-/* Default status is 200. */
+/* Default status is 200. A 1xx status is interim and cannot end a response: it becomes 500. */
 void coil_res_status(struct coil_res *res, int status);
 
 /*
@@ -176,7 +177,9 @@ int coil_res_header(struct coil_res *res, const char *name, const char *value);
 int coil_res_headern(struct coil_res *res, const char *name, size_t name_len, const char *value,
                      size_t value_len);
 
-/* Sets the body, copying it. */
+/* Sets the body, copying it. A whole body is at most COIL_BODY_MAX bytes (the client gets 500
+ * beyond, and the log says why): send larger ones with coil_res_stream. */
+#define COIL_BODY_MAX (1u << 30)
 int coil_res_body(struct coil_res *res, const void *data, size_t len);
 /* Sets the body without copying: data must outlive the response (static or app-lifetime). */
 int coil_res_body_static(struct coil_res *res, const void *data, size_t len);
@@ -205,6 +208,106 @@ void coil_json_uint(struct coil_json *j, uint64_t v);
 void coil_json_double(struct coil_json *j, double v); /* non-finite values are written as null */
 void coil_json_bool(struct coil_json *j, bool v);
 void coil_json_null(struct coil_json *j);
+
+/* ---- requests that wait ---------------------------------------------------------------- */
+
+/*
+ * A handler need not answer before it returns. It defers instead: it calls coil_res_defer,
+ * starts whatever it waits for (a timer, an fd watch, a job on another worker, a query), returns
+ * 0, and a later callback on the same worker fills res and calls coil_res_finish. Every piece
+ * of work still runs to completion; only the response waits. A response that is not deferred
+ * costs nothing extra: the engine moves a request into memory of its own only when it defers.
+ *
+ * Lifetime: req and res stay valid from the handler call until coil_res_finish returns or the
+ * request is aborted, whichever comes first. Memory from coil_req_alloc and the response built so
+ * far are kept across the defer. Slices read from req *before* coil_res_defer point into the
+ * receive buffer: read them again after deferring (the same calls then return the request's own
+ * copy, valid until the end). Use req and res only from callbacks that run on the worker that
+ * received the request.
+ *
+ * Abort: if the client goes away (end of file, reset, a failed send), the request waits longer
+ * than --handler-timeout (the client gets 504), or the drain deadline passes, on_abort runs once
+ * and req/res are gone when it returns. Every timer or job reply started with this request as
+ * its owner (below) is dropped with it, so owner-bound callbacks may keep pointers into
+ * coil_req_alloc memory. Something that finishes a response from outside such callbacks keeps
+ * the coil_defer handle and asks coil_defer_res, which answers NULL once the request is gone.
+ *
+ * Order: HTTP/1.1 answers pipelined requests in order, so requests behind a waiting one are
+ * read (up to a bound, then the connection stops reading) and run only after it is finished.
+ */
+struct coil_defer {
+    uint64_t id; /* (slot, generation); 0 is never a live request */
+};
+typedef void (*coil_abort_fn)(void *ud);
+
+/*
+ * Defers the response. on_abort (may be NULL) runs at most once, if the request dies before
+ * coil_res_finish. Returns the request's handle, or {0} when the response cannot be deferred:
+ * out of memory, called twice, or from a streaming route's on_body. Return 0 from the handler
+ * after a successful defer; a negative return cancels the defer (500, on_abort is not run).
+ */
+struct coil_defer coil_res_defer(struct coil_res *res, coil_abort_fn on_abort, void *ud);
+
+/* The response (and request) of a deferred handle, or NULL once finished or aborted. */
+struct coil_res *coil_defer_res(struct coil_defer d);
+struct coil_req *coil_defer_req(struct coil_defer d);
+
+/*
+ * Sends the deferred response as the coil_res_* calls have built it (status, headers, body or
+ * JSON), or ends a streamed one. req and res are invalid once it returns. -EINVAL if res was
+ * not deferred (a handler that did not defer simply returns).
+ */
+int coil_res_finish(struct coil_res *res);
+
+/*
+ * Streams the body of a deferred response: coil_res_stream sends the status and headers now
+ * (with a Content-Length if coil_res_length gave one, else chunked on HTTP/1.1 and
+ * close-delimited on HTTP/1.0); coil_res_write queues a piece (copied); coil_res_finish ends
+ * the body (a body shorter than its declared length ends with the connection closed, which is
+ * how the client learns it). coil_res_write returns -EAGAIN (nothing taken) while more than
+ * COIL_STREAM_HIGH bytes wait for the client; on_writable (set with coil_res_on_writable)
+ * then runs once half of them have drained, so a slow client never makes the worker buffer
+ * without bound. -EMSGSIZE: past the declared length. -EINVAL before coil_res_stream. -EPIPE:
+ * the connection failed under the call: the request was aborted (on_abort ran) and res is
+ * gone. A HEAD request's stream takes the pieces and sends none.
+ * Server-Sent Events: Content-Type text/event-stream, then "data: ...\n\n" pieces.
+ */
+#define COIL_STREAM_HIGH (256 * 1024)
+int coil_res_length(struct coil_res *res, uint64_t len); /* before coil_res_stream */
+int coil_res_stream(struct coil_res *res);
+int coil_res_write(struct coil_res *res, const void *data, size_t len);
+int coil_res_on_writable(struct coil_res *res, void (*fn)(void *ud), void *ud);
+
+/*
+ * One-shot timers on the calling worker: fn(ud) runs once, ms milliseconds from now (10 ms
+ * resolution, never early). With an owner request, the timer is cancelled when that request
+ * is finished or aborted. Returns a handle ({0}: out of memory or not on a worker thread).
+ * coil_timer_cancel returns 0 if it stopped the timer, -ENOENT if it already ran or was
+ * cancelled (a stale handle is always safe).
+ */
+struct coil_timer {
+    uint64_t id;
+};
+struct coil_timer coil_timer_after(struct coil_req *owner, uint64_t ms, void (*fn)(void *ud),
+                                   void *ud);
+int coil_timer_cancel(struct coil_timer t);
+
+/*
+ * fd readiness on the calling worker's ring, for non-blocking libraries (libpq, hiredis, your
+ * own sockets). fn(fd, events, ud) runs whenever fd is ready for one of the events asked for
+ * (level-triggered, like poll: it runs again while the condition holds and the watch stays).
+ * COIL_ERROR and COIL_HANGUP are always reported. coil_watch_update changes the events;
+ * coil_unwatch stops it (fn never runs again; close the fd after). The watch does not own fd.
+ * Returns {0} on failure (out of memory, not on a worker, bad arguments).
+ */
+enum { COIL_READABLE = 1, COIL_WRITABLE = 2, COIL_ERROR = 4, COIL_HANGUP = 8 };
+struct coil_watch {
+    uint64_t id;
+};
+typedef void (*coil_watch_fn)(int fd, unsigned events, void *ud);
+struct coil_watch coil_watch(int fd, unsigned events, coil_watch_fn fn, void *ud);
+int coil_watch_update(struct coil_watch w, unsigned events); /* 0 or -ENOENT */
+int coil_unwatch(struct coil_watch w);                       /* 0 or -ENOENT */
 
 /* ---- workers, memory, background jobs -------------------------------------------------- */
 
@@ -236,6 +339,22 @@ int coil_job_post(unsigned target, coil_job_fn fn, const void *payload, size_t l
  */
 int coil_job_broadcast(coil_job_fn fn, const void *payload, size_t len);
 
+/*
+ * A job with a reply: fn runs on worker target with a copy of payload and may answer once with
+ * coil_reply (copied); on_reply(err, data, len, ud) then runs back on the calling worker: err 0
+ * with the reply, -ENODATA if fn did not reply, -ENOMEM if the reply could not be made. With an
+ * owner request, a reply that comes back after the request is finished or aborted is dropped
+ * (on_reply does not run), so ud may point into coil_req_alloc memory. Replies are never lost
+ * to a full channel: they wait on the replying worker until there is room. Same errors as
+ * coil_job_post; on an error nothing was queued and on_reply will not run.
+ */
+struct coil_reply;
+typedef void (*coil_call_fn)(void *payload, size_t len, struct coil_reply *reply);
+typedef void (*coil_reply_fn)(int err, const void *data, size_t len, void *ud);
+int coil_job_call(struct coil_req *owner, unsigned target, coil_call_fn fn, const void *payload,
+                  size_t len, coil_reply_fn on_reply, void *ud);
+int coil_reply(struct coil_reply *reply, const void *data, size_t len); /* -EALREADY twice */
+
 /* ---- statistics ------------------------------------------------------------------------- */
 
 struct coil_stats {
@@ -245,6 +364,9 @@ struct coil_stats {
     uint64_t heap_allocs; /* allocations from the workers' jemalloc arenas */
     uint64_t jobs_run;    /* background jobs run */
     uint64_t rejected;    /* requests rejected with 4xx/5xx by the engine */
+    uint64_t deferred;    /* responses deferred by handlers */
+    uint64_t waiting;     /* deferred responses not yet finished, now */
+    uint64_t aborted;     /* deferred responses aborted (client gone, timeout, drain) */
 };
 /* Sums the counters of every worker (each read is relaxed; totals are approximate in flight). */
 void coil_stats_get(struct coil_stats *out);

@@ -64,10 +64,12 @@ static const struct optdef opts[] = {
      "a response send making no progress (then closed)"},
     {"drain-timeout", "COIL_DRAIN_TIMEOUT", K_DUR, F(drain_timeout_ms), 0, 86400000,
      "graceful shutdown before open connections are forced closed"},
+    {"handler-timeout", "COIL_HANDLER_TIMEOUT", K_DUR, F(handler_timeout_ms), 1, 86400000,
+     "a deferred response not finished by then is aborted (504)"},
 };
 
 static const char *const defaults_text[] = {
-    "8080", "0.0.0.0", "CPUs", "16384", "8K", "100", "1M", "10s", "30s", "60s", "30s", "30s",
+    "8080", "0.0.0.0", "CPUs", "16384", "8K", "100", "1M", "10s", "30s", "60s", "30s", "30s", "30s",
 };
 
 static void usage(const struct coil_app *app, FILE *f)

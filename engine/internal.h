@@ -33,6 +33,17 @@
 
 #define COIL_CACHELINE 64
 
+/* A precise timer (a min-heap on nanoseconds, for handler timers): cb(t, w) runs once due. */
+struct coil__ptimer {
+    uint64_t due_ns; /* CLOCK_MONOTONIC */
+    uint32_t pos;    /* heap index + 1; 0 when not armed */
+    void (*cb)(struct coil__ptimer *t, void *ctx);
+};
+struct coil__worker;
+int coil__ptimer_arm(struct coil__worker *w, struct coil__ptimer *t, uint64_t due_ns);
+void coil__ptimer_cancel(struct coil__worker *w, struct coil__ptimer *t); /* no-op if unarmed */
+uint64_t coil__clock_ns(void);
+
 /* ---- configuration (config.c) ---- */
 
 struct coil__option; /* an application option (coil_app_option) */
@@ -48,6 +59,7 @@ struct coil__config {
     uint64_t idle_timeout_ms;   /* keep-alive wait for the next request */
     uint64_t write_timeout_ms;  /* a send making no progress */
     uint64_t drain_timeout_ms;  /* graceful shutdown, then force */
+    uint64_t handler_timeout_ms; /* a deferred response not finished by then: 504 */
     uint64_t linger_ms;         /* after the last response, wait for the peer's FIN */
     uint32_t recv_buf_size;     /* bytes per provided buffer */
     uint32_t recv_buf_count;    /* provided buffers per worker (power of two) */
@@ -78,7 +90,7 @@ struct coil__chan {
     uint32_t mask;
 };
 
-/* ---- connections (conn.c) ---- */
+/* ---- connections: the transport (tcp.c) ---- */
 
 /* Progress through one request that did not arrive whole; offsets are from its first byte. */
 struct coil__progress {
@@ -91,8 +103,9 @@ struct coil__progress {
     _Alignas(16) unsigned char state[COIL_REQ_STATE_BYTES]; /* coil_req_state */
 };
 
-/* The bytes of a request not yet complete, copied out of the receive buffer. Connections
- * between requests hold none. While a streaming route's body arrives, only the head is held. */
+/* The bytes of requests not yet handled, copied out of the receive buffer: an incomplete
+ * request, or requests held behind a deferred one. Connections between requests hold none.
+ * While a streaming route's body arrives, only the head is held. */
 struct coil__partial {
     uint32_t len;   /* bytes held */
     uint32_t cap;   /* bytes allocated for data */
@@ -101,11 +114,11 @@ struct coil__partial {
     _Alignas(16) char data[];
 };
 
-/* Response bytes queued for one send. */
+/* Output bytes queued for one send. Sizes are size_t: a body may pass 4 GiB. */
 struct coil__obuf {
-    uint32_t len;  /* bytes written */
-    uint32_t cap;  /* bytes allocated for data */
-    uint32_t sent; /* bytes the kernel accepted */
+    size_t len;  /* bytes written */
+    size_t cap;  /* bytes allocated for data */
+    size_t sent; /* bytes the kernel accepted */
     uint8_t pooled;
     _Alignas(16) char data[];
 };
@@ -113,13 +126,41 @@ struct coil__obuf {
 enum {
     CONN_RECV_ARMED = 1u << 0,  /* a multishot recv is in flight */
     CONN_SENDING = 1u << 1,     /* a send is in flight (at most one) */
-    CONN_PAUSED = 1u << 2,      /* backpressure: not reading until output drains */
+    CONN_PAUSED = 1u << 2,      /* not reading: output backpressure or input held */
     CONN_CLOSE_AFTER = 1u << 3, /* close once the queued output is sent */
     CONN_EOF = 1u << 4,         /* the peer closed its side */
     CONN_LINGER = 1u << 5,      /* response sent, FIN sent; discarding input until EOF */
     CONN_CLOSING = 1u << 6,     /* cancelled; freed once nothing is in flight */
     CONN_FLUSH = 1u << 7,       /* on the worker's flush list */
     CONN_CANCEL_RECV = 1u << 8, /* a cancel for the recv was submitted */
+    CONN_RESUME = 1u << 9,      /* the protocol asked to be resumed at the end of the batch */
+    CONN_BUSY = 1u << 10,       /* the protocol is handling input: do not re-enter it */
+};
+
+struct coil_conn;
+
+/*
+ * What a protocol on a connection implements (HTTP/1.1 today; HTTP/2 and TLS-wrapped codecs
+ * later). The transport calls these on the connection's worker, never re-entrantly for one
+ * connection from inside on_data. Each may queue output (coil__conn_reserve), close the
+ * connection (coil__conn_abort, coil__conn_close_after) or pause reading.
+ */
+struct coil__proto {
+    const char *name;
+    /* n bytes arrived; data is valid only during the call. */
+    void (*on_data)(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n);
+    /* The peer shut its side; the transport has set CONN_EOF. */
+    void (*on_eof)(struct coil__worker *w, struct coil_conn *c);
+    /* The read deadline (c->read_deadline) passed while reading was not paused. */
+    void (*on_read_timeout)(struct coil__worker *w, struct coil_conn *c);
+    /* A send completed and nothing more is in flight. */
+    void (*on_sent)(struct coil__worker *w, struct coil_conn *c);
+    /* Scheduled with coil__conn_schedule: runs at the end of the batch, before the flush. */
+    void (*on_resume)(struct coil__worker *w, struct coil_conn *c);
+    /* The connection is being aborted: drop everything that depends on it. */
+    void (*on_abort)(struct coil__worker *w, struct coil_conn *c);
+    /* Graceful shutdown began. */
+    void (*on_drain)(struct coil__worker *w, struct coil_conn *c);
 };
 
 struct coil_conn {
@@ -129,17 +170,47 @@ struct coil_conn {
     uint16_t flags;   /* CONN_* */
     uint8_t inflight; /* io_uring operations that will still complete */
     uint8_t pad;
-    struct coil__timer timer; /* due at min(read_deadline, write_deadline) */
-    uint64_t read_deadline;   /* ms: header, body, idle or linger deadline; 0 none */
-    uint64_t write_deadline;  /* ms: while a send is in flight; 0 none */
-    struct coil__partial *in; /* incomplete request, or NULL */
-    struct coil__obuf *out;   /* being sent, or NULL */
-    struct coil__obuf *pend;  /* queued behind out, or NULL */
+    struct coil__timer timer;        /* due at min(read_deadline, write_deadline) */
+    uint64_t read_deadline;          /* ms: header, body, idle or linger deadline; 0 none */
+    uint64_t write_deadline;         /* ms: while a send is in flight; 0 none */
+    const struct coil__proto *proto; /* the codec speaking on this connection */
+    struct coil__partial *in;        /* input not yet handled, or NULL */
+    struct coil__obuf *out;          /* being sent, or NULL */
+    struct coil__obuf *pend;         /* queued behind out, or NULL */
+    struct coil__rq *rq;             /* the request answered out of line (deferred), or NULL */
 };
 /* An idle keep-alive connection costs this plus the kernel's socket: keep it small. */
-static_assert(sizeof(struct coil_conn) <= 96, "struct coil_conn grew past 96 bytes");
+static_assert(sizeof(struct coil_conn) <= 104, "struct coil_conn grew past 104 bytes");
 
-/* ---- request and response (req.c) ---- */
+void coil__tcp_init(void); /* registers the listener and connection completions */
+int coil__tcp_start(struct coil__worker *w);
+void coil__tcp_stop(struct coil__worker *w);
+/* Room for n more output bytes at the end of c->pend; NULL on OOM. Commit: c->pend->len += k. */
+char *coil__conn_reserve(struct coil__worker *w, struct coil_conn *c, size_t n);
+void coil__conn_queue_flush(struct coil__worker *w, struct coil_conn *c);
+void coil__conn_schedule(struct coil__worker *w, struct coil_conn *c); /* proto->on_resume */
+void coil__conn_abort(struct coil__worker *w, struct coil_conn *c);
+/* Keeps c's slot while code that may abort it runs; release frees it if it was aborted and
+ * nothing else is in flight, and returns whether c is still open. */
+void coil__conn_hold(struct coil_conn *c);
+bool coil__conn_release(struct coil__worker *w, struct coil_conn *c);
+void coil__conn_close_after(struct coil__worker *w, struct coil_conn *c);
+void coil__conn_pause(struct coil__worker *w, struct coil_conn *c);
+void coil__conn_unpause(struct coil__worker *w, struct coil_conn *c);
+void coil__conn_set_timer(struct coil__worker *w, struct coil_conn *c);
+size_t coil__conn_queued(const struct coil_conn *c); /* output bytes not yet sent */
+/* Buffers shared by the transport and the codec: the worker's pool, or the heap when big. */
+void *coil__buf_grow(struct coil__worker *w, void *old, size_t hdr, size_t used, size_t need,
+                     uint8_t *pooled, size_t *cap);
+void coil__buf_free(struct coil__worker *w, void *p, uint8_t pooled);
+void coil__conn_partial_free(struct coil__worker *w, struct coil_conn *c);
+
+/* ---- HTTP/1.1 (http1.c) ---- */
+
+extern const struct coil__proto coil__http1;
+const char *coil__reason(int status);
+
+/* ---- request and response (req.c, request.c) ---- */
 
 struct coil__rhdr {
     const char *name;
@@ -153,11 +224,15 @@ struct coil_req {
     struct coil__http_req *http;
     const struct coil__match *match;
     struct coil_str body;
-    void *state; /* coil_req_state: the request's progress record */
+    void *state;              /* coil_req_state: the request's progress record */
+    struct coil_arena *arena; /* the worker's (sync) or the request's own (deferred) */
+    struct coil__rq *rq;
 };
 
 struct coil_res {
     struct coil__worker *w;
+    struct coil_arena *arena; /* as req's */
+    struct coil__rq *rq;      /* NULL: a streaming route's on_body, which cannot answer */
     int status; /* 0 until set: 200 */
     uint32_t nhdrs;
     uint32_t cap_hdrs;
@@ -168,15 +243,113 @@ struct coil_res {
     struct coil_json json;
 };
 
+/* A request whose response may outlive its handler. Lives in the worker's request slab; the
+ * worker keeps one spare for the next request, reused while requests answer at once, so a
+ * request that does not defer costs no slab call and no heap allocation. The fields from
+ * `deferred` down are set only when it defers. */
+struct coil__rq {
+    struct coil_req req;
+    struct coil_res res;
+    uint32_t idx, gen;      /* slab handle: coil_defer */
+    struct coil_conn *conn; /* the connection it arrived on */
+    const char *buf;        /* its bytes, until it defers: the head at buf, head_len long */
+    size_t head_len;
+    bool head;        /* HEAD: no body bytes */
+    bool keep;        /* the connection stays open after the response */
+    bool ka10;        /* HTTP/1.0 keep-alive: say so */
+    bool http11;      /* HTTP/1.1 client (chunked allowed) */
+    bool count;       /* counts in coil_stats.requests (engine rejects do not) */
+    bool in_handler;  /* its handler is on the stack */
+    bool deferred;    /* coil_res_defer succeeded */
+    bool finished;    /* coil_res_finish ran while the handler was on the stack */
+    bool aborted;     /* on_abort ran or is running: the handle is dead */
+    bool streaming;   /* coil_res_stream sent the head */
+    bool chunked;     /* streaming with chunked framing */
+    bool no_body;     /* streaming a HEAD or body-less status: pieces are dropped */
+    bool want_writable; /* coil_res_write said -EAGAIN */
+    bool waiting;     /* counted in coil_stats.waiting */
+    uint64_t length;  /* coil_res_length + 1; 0: none */
+    uint64_t written; /* body bytes streamed */
+    coil_abort_fn on_abort;
+    void *abort_ud;
+    void (*on_writable)(void *ud);
+    void *writable_ud;
+    struct coil_arena arena;     /* deferred: owns its request bytes and allocations */
+    struct coil__timer deadline; /* --handler-timeout */
+    struct coil__utimer *timers; /* owner-bound timers (a list through owner_next) */
+    _Alignas(16) unsigned char state[COIL_REQ_STATE_BYTES]; /* coil_req_state once deferred */
+};
+
 void coil__req_setup(struct coil_req *req, struct coil_res *res, struct coil__worker *w,
                      struct coil__http_req *http, const struct coil__match *m,
                      struct coil_str body, void *state);
-/* Finishes the handler's response (JSON body, errors): returns the final status. */
+/* Finishes the handler's response (JSON body, errors, no 1xx): returns the final status. */
 int coil__res_finish(struct coil_res *res, int handler_rc);
+/* Replaces the response with the engine's short text answer for status. */
+int coil__res_error(struct coil_res *res, int status);
+
+/* What the codec hands the request layer: one parsed request whose bytes are at buf. */
+struct coil__dispatch {
+    struct coil__http_req *http;
+    const struct coil__match *match;
+    int route_status; /* 0: match->route is the route; 404 or 405: none */
+    struct coil_str body;
+    void *state;
+    const char *buf; /* the request's first byte */
+    size_t head_len; /* bytes of its head at buf */
+    bool head, keep, ka10, http11;
+};
+int coil__request_start(struct coil__worker *w);
+void coil__request_stop(struct coil__worker *w);
+/* Runs the route's handler (or the engine's 404/405). Returns the request if its response was
+ * deferred (the codec holds what follows until it is done), or NULL once it is answered. */
+struct coil__rq *coil__request_run(struct coil__worker *w, struct coil_conn *c,
+                                   const struct coil__dispatch *d);
+/* A streaming route's on_body with one piece: 0 or the status to answer. */
+int coil__request_body(struct coil__worker *w, struct coil__http_req *h,
+                       const struct coil__match *m, void *state, const void *data, size_t n);
+/* Queues the engine's answer for a request that cannot be handled (400s, 408, 413...). */
+int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status);
+/* rq dies: on_abort runs once; with a status (504), the client is answered if it still can be.
+ * The codec has already detached rq from its connection when the connection goes away. */
+void coil__request_abort(struct coil__worker *w, struct coil__rq *rq, int status);
+/* The connection drained enough output for rq's stream: its on_writable runs. */
+void coil__request_writable(struct coil__worker *w, struct coil__rq *rq);
+/* The live deferred request of a coil_defer id on the calling worker, or NULL. */
+struct coil__rq *coil__rq_at(struct coil__worker *w, uint64_t id);
+
+/* What the request layer needs from its codec to answer (HTTP/1.1 now; HTTP/2 streams later).
+ * respond: a whole response for the request being dispatched. finish: a deferred one. */
+int coil__http1_respond(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                        int status);
+void coil__http1_finish(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                        int status);
+int coil__http1_stream_head(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                            int status);
+int coil__http1_stream_piece(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                             const void *data, size_t len);
+void coil__http1_stream_end(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq);
+
+/* ---- handler timers and fd watches (wait.c) ---- */
+
+struct coil__utimer {
+    struct coil__ptimer t;
+    uint32_t idx, gen;
+    void (*fn)(void *ud);
+    void *ud;
+    struct coil__rq *owner; /* NULL: the worker's */
+    struct coil__utimer *owner_prev, *owner_next;
+};
+void coil__wait_init(void);
+int coil__wait_start(struct coil__worker *w);
+void coil__wait_stop(struct coil__worker *w);
+/* Cancels every timer owned by rq (it is finished or aborted). */
+void coil__timers_drop_owner(struct coil__worker *w, struct coil__rq *rq);
 
 /* ---- workers (loop.c) ---- */
 
-/* What a completion is for: the top byte of user_data. */
+/* What a completion is for: the top byte of user_data. Each kind registers its handler with
+ * coil__loop_handle before the workers start; the loop knows none of them. */
 enum coil__op {
     OP_IGNORE = 0, /* cancels, MSG_RING failures: nothing to do */
     OP_ACCEPT,
@@ -184,7 +357,34 @@ enum coil__op {
     OP_SEND,
     OP_WAKE,    /* MSG_RING from another worker: jobs are queued */
     OP_EVENTFD, /* eventfd read (MSG_RING fallback) */
+    OP_WATCH,   /* a handler's fd readiness (wait.c) */
+    OP_UNWATCH, /* the removal of one */
+    OP_MAX,
 };
+typedef void (*coil__cqe_fn)(struct coil__worker *w, const struct io_uring_cqe *cqe);
+void coil__loop_handle(enum coil__op op, coil__cqe_fn fn);
+
+/* Loop events other modules hook (coil__loop_on) before the workers start. */
+enum coil__event {
+    EV_SERVE, /* the worker starts serving (after the application's start hook) */
+    EV_BATCH, /* after completions, timers and jobs: resume and flush what was queued */
+    EV_DRAIN, /* graceful shutdown began on this worker */
+    EV_FORCE, /* the drain deadline passed (or a second signal): close everything */
+    EV_MAX,
+};
+void coil__loop_on(enum coil__event ev, void (*fn)(struct coil__worker *w));
+/* A submission queue entry, or NULL after a bounded number of submits failed to free one:
+ * the caller fails its operation. */
+struct io_uring_sqe *coil__sqe(struct coil__worker *w);
+void coil__loop_init(void);                               /* registers the wake-ups */
+void coil__give_back(struct coil__worker *w, unsigned bid); /* a provided receive buffer */
+/* app.c: every module's per-worker state, after the ring exists / before the heap goes. */
+int coil__modules_start(struct coil__worker *w);
+void coil__modules_stop(struct coil__worker *w);
+/* Arms t on the worker's wheel (10 ms ticks, for timeouts); t->cb(t, w) runs when it is due. */
+void coil__timer_at(struct coil__worker *w, struct coil__timer *t, uint64_t deadline_ms);
+
+
 
 #define UD(op, idx, gen) (((uint64_t)(op) << 56) | ((uint64_t)(idx) << 32) | (uint64_t)(gen))
 #define UD_OP(ud) ((unsigned)((ud) >> 56))
@@ -197,7 +397,16 @@ struct coil__counters {
     _Atomic uint64_t open;
     _Atomic uint64_t jobs_run;
     _Atomic uint64_t rejected;
+    _Atomic uint64_t deferred;
+    _Atomic uint64_t waiting;
+    _Atomic uint64_t aborted;
 };
+
+#define STAT_INC(w, field) STAT_ADD(w, field, 1)
+#define STAT_ADD(w, field, n)                                                                      \
+    atomic_store_explicit(&(w)->stats.field,                                                       \
+                          atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + (n),     \
+                          memory_order_relaxed)
 
 enum coil__phase {
     PHASE_RUN,   /* serving */
@@ -221,6 +430,11 @@ struct coil__worker {
     bool accept_warned;      /* the pause was logged; cleared by a successful accept */
     bool jobs_due;           /* woken: run inbound jobs after this batch */
     uint64_t now_ms;         /* CLOCK_MONOTONIC, updated once per loop */
+    uint64_t now_ns;         /* the same instant in nanoseconds */
+    struct coil__ptimer **heap; /* precise timers, a min-heap on due_ns */
+    uint32_t nheap;
+    uint32_t heap_cap;
+    bool firing; /* precise timers are being fired */
     uint64_t drain_deadline; /* ms */
     struct coil_walloc wa;
     struct coil_arena arena; /* per request; reset after each response */
@@ -236,6 +450,8 @@ struct coil__worker {
     unsigned ring_flags;  /* IORING_SETUP_* the kernel accepted */
     bool ring_ready;
     bool heap_ready; /* wa was initialised */
+    bool modules_ready;   /* coil__modules_start ran (its stop frees what it made) */
+    bool eventfd_unarmed; /* the eventfd read could not be submitted; retried each batch */
     bool forced;     /* drain timeout passed: connections were aborted */
     uint32_t open;   /* connections open on this worker */
     uint64_t *flush; /* (index << 32 | generation) of connections with output */
@@ -246,6 +462,12 @@ struct coil__worker {
     struct coil__http_header *hdrs; /* max_headers entries, reused per request */
     uint64_t wake_targets;          /* bit per worker posted to in this batch (first 64) */
     bool wake_all;                  /* posted to a worker >= 64 */
+    struct coil_slab rqs;           /* requests that may outlive their handler */
+    struct coil__rq *rq_spare;      /* the next request's object (sync path: reused) */
+    struct coil_slab utimers;       /* handler timers (wait.c) */
+    struct coil_slab watches;       /* handler fd watches (wait.c) */
+    struct coil__backlog *replies;  /* job replies waiting for room in a channel (chan.c) */
+    uint32_t nreplies;
     char date_line[48];             /* "Date: ...\r\n" */
     uint32_t date_len;
     int64_t date_sec;
@@ -291,30 +513,13 @@ extern _Thread_local struct coil__worker *coil__self; /* the calling worker, or 
 void *coil__worker_main(void *arg);
 void coil__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* conn.c */
-void coil__conn_on_recv(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n);
-void coil__conn_flush(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_on_send(struct coil__worker *w, struct coil_conn *c, int res);
-void coil__conn_on_eof(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_abort(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_closing_done(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_on_timer(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_drain(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_release_buffers(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_set_timer(struct coil__worker *w, struct coil_conn *c);
-void coil__conn_resume(struct coil__worker *w, struct coil_conn *c);
-
-/* loop.c: submission helpers used by conn.c */
-void coil__arm_recv(struct coil__worker *w, struct coil_conn *c);
-void coil__cancel_recv(struct coil__worker *w, struct coil_conn *c);
-void coil__submit_send(struct coil__worker *w, struct coil_conn *c);
-void coil__queue_flush(struct coil__worker *w, struct coil_conn *c);
-
 /* chan.c */
 int coil__chans_create(struct coil_app *app);
 void coil__chans_destroy(struct coil_app *app);
 unsigned coil__jobs_run(struct coil__worker *w); /* inbound; returns jobs run */
 void coil__jobs_reclaim(struct coil__worker *w); /* outbound memory of run jobs */
 void coil__jobs_wake(struct coil__worker *w);    /* wake targets posted to this batch */
+void coil__replies_retry(struct coil__worker *w);
+void coil__replies_free(struct coil__worker *w);
 
 #endif

@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * loop.c: a worker's thread: its io_uring ring, provided-buffer ring, listener and the loop
- * that dispatches every completion through one switch.
+ * loop.c: a worker's thread: its io_uring ring, provided-buffer ring, timer wheel, and the loop
+ * that dispatches every completion by its kind. The loop knows no protocol: each kind of
+ * operation (listener, connection I/O, fd watches, wake-ups) registers a completion handler
+ * for its op code with coil__loop_handle, and modules hook the loop's events (end of batch,
+ * drain, force) with coil__loop_on, all before the workers start; the tables are read-only
+ * after that. Timers carry their own callback.
  *
- * One iteration: submit what the last batch queued (sends of the flush list, wake-ups of other
- * workers) and wait for completions; handle every completion in the CQ; give the receive
- * buffers back to the kernel in one ring update; fire due timers; run inbound background jobs.
- * Responses therefore leave just before the worker sleeps, and all responses produced for one
- * connection in a batch leave in one send.
+ * One iteration: submit what the last batch queued and wait for completions; handle every
+ * completion in the CQ; give the receive buffers back to the kernel in one ring update; fire
+ * due timers; run inbound background jobs; then the end-of-batch hooks (connections resume and
+ * send what they queued). Responses therefore leave just before the worker sleeps.
  *
- * user_data packs {op:8, index:24, generation:32}; a completion whose (index, generation) no
- * longer names a live connection is stale and only gives back its buffer. Multishot accept and
- * recv are re-armed whenever a completion arrives without IORING_CQE_F_MORE (-ENOBUFS included:
- * the buffer ring ran dry, which is not end-of-file).
+ * user_data packs {op:8, index:24, generation:32}. Submission never spins: coil__sqe gives up
+ * after a few submits that free no entry, and the caller fails its operation.
  */
 #include <assert.h>
 #include <errno.h>
@@ -33,265 +34,208 @@
 
 _Thread_local struct coil__worker *coil__self;
 
-static uint64_t clock_ms(void)
+uint64_t coil__clock_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static struct io_uring_sqe *sqe_get(struct coil__worker *w)
+static void update_clock(struct coil__worker *w)
 {
-    struct io_uring_sqe *sqe;
-    while (!(sqe = io_uring_get_sqe(&w->ring)))
-        io_uring_submit(&w->ring); /* SQ full: push it to the kernel and retry */
+    w->now_ns = coil__clock_ns();
+    w->now_ms = w->now_ns / 1000000u;
+}
+
+struct io_uring_sqe *coil__sqe(struct coil__worker *w)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+    /* SQ full: push it to the kernel and retry, a few times. A kernel that keeps refusing
+     * (-EBUSY with the CQ overflowing, -ENOMEM) fails this operation, not the worker. */
+    for (int tries = 0; !sqe && tries < 4; tries++) {
+        io_uring_submit(&w->ring);
+        sqe = io_uring_get_sqe(&w->ring);
+    }
     return sqe;
 }
 
-/* ---- submissions ------------------------------------------------------------------------ */
+static void on_wake(struct coil__worker *w, const struct io_uring_cqe *cqe);
 
-static void arm_accept(struct coil__worker *w)
+/* ---- registration ---------------------------------------------------------------------- */
+
+#define MAX_HOOKS 8
+
+static coil__cqe_fn cqe_fns[OP_MAX];
+static void (*hooks[EV_MAX][MAX_HOOKS])(struct coil__worker *w);
+
+void coil__loop_init(void)
 {
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, UD(OP_ACCEPT, 0, 0));
-    w->accept_armed = true;
+    coil__loop_handle(OP_WAKE, on_wake);
+    coil__loop_handle(OP_EVENTFD, on_wake);
 }
 
-static void cancel_accept(struct coil__worker *w)
+void coil__loop_handle(enum coil__op op, coil__cqe_fn fn)
 {
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_cancel64(sqe, UD(OP_ACCEPT, 0, 0), 0);
-    io_uring_sqe_set_data64(sqe, UD(OP_IGNORE, 0, 0));
+    assert(op > OP_IGNORE && op < OP_MAX);
+    cqe_fns[op] = fn;
 }
 
-void coil__arm_recv(struct coil__worker *w, struct coil_conn *c)
+void coil__loop_on(enum coil__event ev, void (*fn)(struct coil__worker *w))
 {
-    assert(!(c->flags & CONN_RECV_ARMED));
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-    sqe->flags |= IOSQE_BUFFER_SELECT;
-    sqe->buf_group = 0;
-    io_uring_sqe_set_data64(sqe, UD(OP_RECV, c->idx, c->gen));
-    c->flags |= CONN_RECV_ARMED;
-    c->inflight++;
-}
-
-void coil__cancel_recv(struct coil__worker *w, struct coil_conn *c)
-{
-    if (!(c->flags & CONN_RECV_ARMED) || (c->flags & CONN_CANCEL_RECV))
-        return;
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_cancel64(sqe, UD(OP_RECV, c->idx, c->gen), 0);
-    io_uring_sqe_set_data64(sqe, UD(OP_IGNORE, 0, 0));
-    c->flags |= CONN_CANCEL_RECV;
-}
-
-void coil__submit_send(struct coil__worker *w, struct coil_conn *c)
-{
-    struct coil__obuf *b = c->out;
-    assert(b && b->sent < b->len && !(c->flags & CONN_SENDING));
-    struct io_uring_sqe *sqe = sqe_get(w);
-    io_uring_prep_send(sqe, c->fd, b->data + b->sent, b->len - b->sent, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, UD(OP_SEND, c->idx, c->gen));
-    c->flags |= CONN_SENDING;
-    c->inflight++;
-}
-
-void coil__queue_flush(struct coil__worker *w, struct coil_conn *c)
-{
-    if (c->flags & CONN_FLUSH)
-        return;
-    if (w->nflush == w->flush_cap) {
-        uint32_t cap = w->flush_cap ? w->flush_cap * 2 : 256;
-        uint64_t *n = coil__wrealloc(&w->wa, w->flush, cap * sizeof(*n));
-        if (!n) {
-            coil__conn_abort(w, c);
+    for (unsigned i = 0; i < MAX_HOOKS; i++) {
+        if (hooks[ev][i] == fn)
+            return;
+        if (!hooks[ev][i]) {
+            hooks[ev][i] = fn;
             return;
         }
-        w->flush = n;
-        w->flush_cap = cap;
     }
-    c->flags |= CONN_FLUSH;
-    w->flush[w->nflush++] = ((uint64_t)c->idx << 32) | c->gen;
+    assert(!"too many loop hooks");
 }
 
-/* Write before sleep: every connection that produced output in this batch sends it now. */
-static void flush_all(struct coil__worker *w)
+static void run_hooks(struct coil__worker *w, enum coil__event ev)
 {
-    for (uint32_t i = 0; i < w->nflush; i++) {
-        struct coil_conn *c =
-            coil__slab_at(&w->conns, (uint32_t)(w->flush[i] >> 32), (uint32_t)w->flush[i]);
-        if (!c)
-            continue;
-        c->flags &= (uint16_t)~CONN_FLUSH;
-        coil__conn_flush(w, c);
+    for (unsigned i = 0; i < MAX_HOOKS && hooks[ev][i]; i++)
+        hooks[ev][i](w);
+}
+
+void coil__timer_at(struct coil__worker *w, struct coil__timer *t, uint64_t deadline_ms)
+{
+    assert(t->cb);
+    coil__timer_arm(&w->wheel, t, deadline_ms);
+}
+
+/* ---- precise timers: a binary min-heap on due time ---------------------------------------- */
+
+static void heap_set(struct coil__worker *w, uint32_t i, struct coil__ptimer *t)
+{
+    w->heap[i] = t;
+    t->pos = i + 1;
+}
+
+static void heap_up(struct coil__worker *w, uint32_t i)
+{
+    struct coil__ptimer *t = w->heap[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (w->heap[parent]->due_ns <= t->due_ns)
+            break;
+        heap_set(w, i, w->heap[parent]);
+        i = parent;
     }
-    w->nflush = 0;
+    heap_set(w, i, t);
+}
+
+static void heap_down(struct coil__worker *w, uint32_t i)
+{
+    struct coil__ptimer *t = w->heap[i];
+    for (;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        uint64_t due = t->due_ns;
+        if (l < w->nheap && w->heap[l]->due_ns < due) {
+            m = l;
+            due = w->heap[l]->due_ns;
+        }
+        if (l + 1 < w->nheap && w->heap[l + 1]->due_ns < due)
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_set(w, i, w->heap[m]);
+        i = m;
+    }
+    heap_set(w, i, t);
+}
+
+int coil__ptimer_arm(struct coil__worker *w, struct coil__ptimer *t, uint64_t due_ns)
+{
+    assert(t->cb && !t->pos);
+    if (w->nheap == w->heap_cap) {
+        uint32_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
+        struct coil__ptimer **n = coil__wrealloc(&w->wa, w->heap, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        w->heap = n;
+        w->heap_cap = cap;
+    }
+    /* Armed while timers fire: never in this round, so a callback that re-arms itself with no
+     * delay cannot keep the loop here. */
+    if (w->firing && due_ns <= w->now_ns)
+        due_ns = w->now_ns + 1;
+    t->due_ns = due_ns;
+    w->heap[w->nheap++] = t;
+    heap_up(w, w->nheap - 1);
+    return 0;
+}
+
+void coil__ptimer_cancel(struct coil__worker *w, struct coil__ptimer *t)
+{
+    if (!t->pos)
+        return;
+    uint32_t i = t->pos - 1;
+    t->pos = 0;
+    struct coil__ptimer *last = w->heap[--w->nheap];
+    if (i == w->nheap)
+        return;
+    w->heap[i] = last;
+    last->pos = i + 1;
+    if (i > 0 && w->heap[(i - 1) / 2]->due_ns > last->due_ns)
+        heap_up(w, i);
+    else
+        heap_down(w, i);
+}
+
+static void fire_ptimers(struct coil__worker *w)
+{
+    w->firing = true;
+    while (w->nheap && w->heap[0]->due_ns <= w->now_ns) {
+        struct coil__ptimer *t = w->heap[0];
+        coil__ptimer_cancel(w, t);
+        t->cb(t, w);
+    }
+    w->firing = false;
 }
 
 /* ---- completions ------------------------------------------------------------------------ */
 
-static void give_back(struct coil__worker *w, unsigned bid)
+void coil__give_back(struct coil__worker *w, unsigned bid)
 {
     io_uring_buf_ring_add(w->br, w->br_mem + (size_t)bid * w->app->cfg.recv_buf_size,
                           w->app->cfg.recv_buf_size, (unsigned short)bid, w->br_mask,
                           (int)w->br_returned++);
 }
 
-static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
-{
-    if (!(cqe->flags & IORING_CQE_F_MORE))
-        w->accept_armed = false;
-    if (cqe->res < 0) {
-        int e = -cqe->res;
-        if (e == ECANCELED || w->phase != PHASE_RUN)
-            return;
-        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-            if (!w->accept_warned)
-                coil__log("worker %u: accept: %s; pausing accepts for %u ms (raise `ulimit -n` "
-                          "or lower --max-conns)",
-                          w->id, strerror(e), ACCEPT_PAUSE_MS);
-            w->accept_paused = true;
-            w->accept_warned = true; /* once per episode: cleared by the next accept */
-            if (w->accept_armed)
-                cancel_accept(w);
-            coil__timer_arm(&w->wheel, &w->accept_timer, w->now_ms + ACCEPT_PAUSE_MS);
-            return;
-        }
-        if (e != EINTR && e != ECONNABORTED && e != EAGAIN)
-            coil__log("worker %u: accept: %s", w->id, strerror(e));
-    } else if (w->phase != PHASE_RUN) {
-        close(cqe->res);
-    } else {
-        uint32_t idx, gen;
-        w->accept_warned = false;
-        struct coil_conn *c = coil__slab_get(&w->conns, &idx, &gen);
-        if (!c) {
-            close(cqe->res); /* --max-conns reached */
-        } else {
-            c->fd = cqe->res;
-            c->idx = idx;
-            c->gen = gen;
-            w->open++;
-            atomic_store_explicit(&w->stats.open, w->open, memory_order_relaxed);
-            atomic_store_explicit(
-                &w->stats.connections,
-                atomic_load_explicit(&w->stats.connections, memory_order_relaxed) + 1,
-                memory_order_relaxed);
-            coil__arm_recv(w, c);
-            /* A connection that never sends a byte is closed silently at the header timeout. */
-            c->read_deadline = w->now_ms + w->app->cfg.header_timeout_ms;
-            coil__conn_set_timer(w, c);
-        }
-    }
-    if (!w->accept_armed && !w->accept_paused && w->phase == PHASE_RUN)
-        arm_accept(w);
-}
-
-static void on_recv(struct coil__worker *w, const struct io_uring_cqe *cqe)
-{
-    uint32_t idx = UD_IDX(cqe->user_data), gen = UD_GEN(cqe->user_data);
-    bool more = cqe->flags & IORING_CQE_F_MORE;
-    const char *data = NULL;
-    unsigned bid = 0;
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
-        bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        data = w->br_mem + (size_t)bid * w->app->cfg.recv_buf_size;
-    }
-    struct coil_conn *c = coil__slab_at(&w->conns, idx, gen);
-    if (!c) {
-        if (data)
-            give_back(w, bid);
-        return;
-    }
-    if (!more) {
-        c->flags &= (uint16_t) ~(CONN_RECV_ARMED | CONN_CANCEL_RECV);
-        c->inflight--;
-    }
-    if (c->flags & CONN_CLOSING) {
-        if (data)
-            give_back(w, bid);
-        if (!more)
-            coil__conn_closing_done(w, c);
-        return;
-    }
-    int res = cqe->res;
-    if (res > 0 && data) {
-        coil__conn_on_recv(w, c, data, (size_t)res);
-        give_back(w, bid);
-    } else {
-        if (data)
-            give_back(w, bid);
-        if (res == 0) {
-            coil__conn_on_eof(w, c);
-            return;
-        }
-        if (res != -ENOBUFS && res != -ECANCELED) {
-            coil__conn_abort(w, c); /* ECONNRESET and friends */
-            return;
-        }
-    }
-    c = coil__slab_at(&w->conns, idx, gen); /* the handler path may have closed it */
-    if (c && !(c->flags & (CONN_RECV_ARMED | CONN_CLOSING | CONN_PAUSED | CONN_EOF)))
-        coil__arm_recv(w, c);
-}
-
-static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
-{
-    struct coil_conn *c = coil__slab_at(&w->conns, UD_IDX(cqe->user_data), UD_GEN(cqe->user_data));
-    assert(c); /* a send in flight keeps its slot */
-    if (!c)
-        return;
-    c->inflight--;
-    coil__conn_on_send(w, c, cqe->res);
-}
-
 static void arm_eventfd(struct coil__worker *w)
 {
-    struct io_uring_sqe *sqe = sqe_get(w);
+    struct io_uring_sqe *sqe = coil__sqe(w);
+    if (!sqe) {
+        w->jobs_due = true; /* look at the channels every batch until it can be re-armed */
+        w->eventfd_unarmed = true;
+        return;
+    }
+    w->eventfd_unarmed = false;
     io_uring_prep_read(sqe, w->event_fd, &w->event_val, sizeof(w->event_val), 0);
     io_uring_sqe_set_data64(sqe, UD(OP_EVENTFD, 0, 0));
 }
 
+static void on_wake(struct coil__worker *w, const struct io_uring_cqe *cqe)
+{
+    w->jobs_due = true;
+    if (UD_OP(cqe->user_data) == OP_EVENTFD && w->phase != PHASE_EXIT)
+        arm_eventfd(w);
+}
+
 static void on_cqe(struct coil__worker *w, const struct io_uring_cqe *cqe)
 {
-    switch (UD_OP(cqe->user_data)) {
-    case OP_ACCEPT:
-        on_accept(w, cqe);
-        break;
-    case OP_RECV:
-        on_recv(w, cqe);
-        break;
-    case OP_SEND:
-        on_send(w, cqe);
-        break;
-    case OP_WAKE:
-        w->jobs_due = true;
-        break;
-    case OP_EVENTFD:
-        w->jobs_due = true;
-        if (w->phase != PHASE_EXIT)
-            arm_eventfd(w);
-        break;
-    default:
-        break;
-    }
+    unsigned op = UD_OP(cqe->user_data);
+    if (op < OP_MAX && cqe_fns[op])
+        cqe_fns[op](w, cqe);
 }
 
 /* ---- timers, date, phases --------------------------------------------------------------- */
 
 static void on_timer(struct coil__timer *t, void *ud)
 {
-    struct coil__worker *w = ud;
-    if (t == &w->accept_timer) {
-        w->accept_paused = false;
-        if (w->phase == PHASE_RUN && !w->accept_armed)
-            arm_accept(w);
-        return;
-    }
-    struct coil_conn *c = (struct coil_conn *)((char *)t - offsetof(struct coil_conn, timer));
-    coil__conn_on_timer(w, c);
+    t->cb(t, ud);
 }
 
 static void update_date(struct coil__worker *w)
@@ -307,32 +251,11 @@ static void update_date(struct coil__worker *w)
                                      "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
 }
 
-static void for_each_conn(struct coil__worker *w,
-                          void (*fn)(struct coil__worker *, struct coil_conn *))
-{
-    struct coil_slab *s = &w->conns;
-    uint32_t n = s->npages * COIL_SLAB_PAGE;
-    for (uint32_t i = 0; i < n; i++) {
-        if (!(s->gen[i] & 1))
-            continue;
-        struct coil_conn *c = coil__slab_at(s, i, s->gen[i]);
-        if (c)
-            fn(w, c);
-    }
-}
-
 static void begin_drain(struct coil__worker *w)
 {
     w->phase = PHASE_DRAIN;
     w->drain_deadline = w->now_ms + w->app->cfg.drain_timeout_ms;
-    coil__timer_cancel(&w->wheel, &w->accept_timer);
-    if (w->accept_armed)
-        cancel_accept(w);
-    if (w->listen_fd >= 0) {
-        close(w->listen_fd); /* the accept request keeps the socket until it is cancelled */
-        w->listen_fd = -1;
-    }
-    for_each_conn(w, coil__conn_drain);
+    run_hooks(w, EV_DRAIN);
 }
 
 static void check_phase(struct coil__worker *w)
@@ -346,7 +269,7 @@ static void check_phase(struct coil__worker *w)
             if (w->open && !w->forced)
                 coil__log("worker %u: drain timeout: closing %u connections", w->id, w->open);
             w->forced = true;
-            for_each_conn(w, coil__conn_abort);
+            run_hooks(w, EV_FORCE);
         }
         if (w->open == 0) {
             w->phase = PHASE_JOBS;
@@ -420,7 +343,7 @@ static int buf_ring_init(struct coil__worker *w)
     io_uring_buf_ring_init(w->br);
     w->br_mask = io_uring_buf_ring_mask(n);
     for (uint32_t i = 0; i < n; i++)
-        give_back(w, i);
+        coil__give_back(w, i);
     io_uring_buf_ring_advance(w->br, (int)w->br_returned);
     w->br_returned = 0;
     return 0;
@@ -428,25 +351,13 @@ static int buf_ring_init(struct coil__worker *w)
 
 static int worker_start(struct coil__worker *w)
 {
-    const struct coil__config *cfg = &w->app->cfg;
     int err = coil__walloc_init(&w->wa);
     if (err < 0) {
         w->start_what = "jemalloc arena";
         return err;
     }
     w->heap_ready = true;
-    if ((err = coil__arena_init(&w->arena, &w->wa, 64 * 1024)) < 0 ||
-        (err = coil__slab_init(&w->conns, &w->wa, sizeof(struct coil_conn), cfg->max_conns)) < 0) {
-        w->start_what = "memory";
-        return err;
-    }
-    coil__bufpool_init(&w->bufs, &w->wa, cfg->io_buf_size, 1024);
-    w->hdrs = coil__walloc(&w->wa, sizeof(*w->hdrs) * cfg->lim.max_headers);
-    if (!w->hdrs) {
-        w->start_what = "memory";
-        return -ENOMEM;
-    }
-    w->now_ms = clock_ms();
+    update_clock(w);
     coil__wheel_init(&w->wheel, w->now_ms, TICK_MS);
     update_date(w);
     if ((err = ring_init(w)) < 0)
@@ -463,6 +374,12 @@ static int worker_start(struct coil__worker *w)
             w->start_what = "eventfd";
             return -errno;
         }
+    }
+    w->modules_ready = true;
+    if ((err = coil__modules_start(w)) < 0) {
+        if (!w->start_what)
+            w->start_what = "memory";
+        return err;
     }
     return 0;
 }
@@ -483,14 +400,9 @@ static void worker_stop(struct coil__worker *w)
      * tell a leak from the worker's own memory. */
     if (!w->heap_ready)
         return;
-    if (w->arena.first)
-        coil__arena_fini(&w->arena);
-    if (w->conns.wa)
-        coil__slab_fini(&w->conns);
-    if (w->bufs.wa)
-        coil__bufpool_fini(&w->bufs);
-    coil__wfree(&w->wa, w->hdrs);
-    coil__wfree(&w->wa, w->flush);
+    if (w->modules_ready)
+        coil__modules_stop(w);
+    coil__wfree(&w->wa, w->heap);
     coil__walloc_fini(&w->wa);
 }
 
@@ -503,12 +415,20 @@ static void wait_and_handle(struct coil__worker *w)
         ms = TICK_MS;
     if (ms > 100)
         ms = 100; /* look at the stop flag and the clock at least ten times a second */
-    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)ms * 1000000};
+    uint64_t ns = ms * 1000000u;
+    if (w->nheap) {
+        uint64_t now = coil__clock_ns(), due = w->heap[0]->due_ns;
+        uint64_t left = due > now ? due - now : 0;
+        if (left < ns)
+            ns = left;
+    }
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)ns};
     struct io_uring_cqe *cqe;
-    int r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+    int r = ns ? io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL)
+               : io_uring_submit(&w->ring);
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
         coil__log("worker %u: io_uring_enter: %s", w->id, strerror(-r));
-    w->now_ms = clock_ms();
+    update_clock(w);
     update_date(w);
     unsigned head, n = 0;
     io_uring_for_each_cqe(&w->ring, head, cqe)
@@ -529,18 +449,23 @@ static void run(struct coil__worker *w)
         w->app->on_start(w->id, w->app->hook_ud);
     if (w->event_fd >= 0)
         arm_eventfd(w);
-    arm_accept(w);
+    run_hooks(w, EV_SERVE);
     atomic_fetch_add(&w->app->serving, 1);
     while (w->phase != PHASE_EXIT) {
         wait_and_handle(w);
         coil__wheel_advance(&w->wheel, w->now_ms, on_timer, w);
+        if (w->nheap)
+            fire_ptimers(w);
         if (w->jobs_due || w->phase == PHASE_JOBS) {
             w->jobs_due = false;
+            if (w->eventfd_unarmed)
+                arm_eventfd(w);
             coil__jobs_run(w);
         }
         coil__jobs_reclaim(w);
+        coil__replies_retry(w);
         check_phase(w);
-        flush_all(w);
+        run_hooks(w, EV_BATCH);
         coil__jobs_wake(w);
     }
     coil__jobs_run(w);

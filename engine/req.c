@@ -4,9 +4,9 @@
  *
  * A request's strings are slices of the receive buffer (or of the connection's partial
  * buffer): nothing is copied unless it must be decoded. Everything a handler allocates, and
- * the response's headers and copied body, live in the worker's request arena, which the
- * connection layer resets once the response has been serialised. These functions run on the
- * request's worker, inside the handler call.
+ * the response's headers and copied body, live in the request's arena (req->arena): the
+ * worker's, reset once the response is serialised, or the request's own once it defers
+ * (request.c). These functions run on the request's worker.
  */
 #include <errno.h>
 #include <string.h>
@@ -24,7 +24,11 @@ void coil__req_setup(struct coil_req *req, struct coil_res *res, struct coil__wo
     req->match = m;
     req->body = body;
     req->state = state;
+    req->arena = &w->arena;
+    req->rq = NULL;
     res->w = w;
+    res->arena = &w->arena;
+    res->rq = NULL;
     res->status = 0;
     res->nhdrs = 0;
     res->cap_hdrs = 0;
@@ -34,23 +38,37 @@ void coil__req_setup(struct coil_req *req, struct coil_res *res, struct coil__wo
     res->json_active = false;
 }
 
+int coil__res_error(struct coil_res *res, int status)
+{
+    const char *r = coil__reason(status);
+    size_t n = strlen(r);
+    res->nhdrs = 0;
+    res->status = status;
+    res->body = NULL;
+    res->body_len = 0;
+    res->json_active = false;
+    char *body = coil__arena_alloc(res->arena, n + 1);
+    if (!body)
+        return -ENOMEM;
+    memcpy(body, r, n);
+    body[n] = '\n';
+    res->body = body;
+    res->body_len = n + 1;
+    return coil_res_header(res, "Content-Type", "text/plain; charset=utf-8");
+}
+
 int coil__res_finish(struct coil_res *res, int handler_rc)
 {
     if (handler_rc < 0 && res->status == 0) {
-        res->nhdrs = 0;
-        res->status = handler_rc == -ENOMEM ? 503 : 500;
-        res->body = res->status == 503 ? "Service Unavailable\n" : "Internal Server Error\n";
-        res->body_len = strlen(res->body);
-        coil_res_header(res, "Content-Type", "text/plain; charset=utf-8");
-        return res->status;
+        int status = handler_rc == -ENOMEM ? 503 : 500;
+        coil__res_error(res, status);
+        res->status = status; /* even if the text could not be had */
+        return status;
     }
     if (res->json_active) {
         if (coil__json_finish(&res->json) < 0) {
-            res->nhdrs = 0;
+            coil__res_error(res, 500);
             res->status = 500;
-            res->body = "Internal Server Error\n";
-            res->body_len = strlen(res->body);
-            coil_res_header(res, "Content-Type", "text/plain; charset=utf-8");
             return 500;
         }
         res->body = res->json.buf;
@@ -58,6 +76,18 @@ int coil__res_finish(struct coil_res *res, int handler_rc)
     }
     if (res->status == 0)
         res->status = 200;
+    if (res->body_len > COIL_BODY_MAX) {
+        coil__log("a response body of %zu bytes is over the %u-byte limit of whole bodies; "
+                  "stream it (coil_res_stream): answering 500",
+                  res->body_len, COIL_BODY_MAX);
+        coil__res_error(res, 500);
+        res->status = 500;
+    }
+    if (res->status < 200) {
+        /* 1xx is interim: a client would wait for a final answer that never comes. */
+        coil__res_error(res, 500);
+        res->status = 500;
+    }
     return res->status;
 }
 
@@ -92,7 +122,7 @@ int coil_req_version(const struct coil_req *req)
 
 void *coil_req_alloc(struct coil_req *req, size_t size)
 {
-    return coil__arena_alloc(&req->w->arena, size);
+    return coil__arena_alloc(req->arena, size);
 }
 
 /* Percent-decodes s into the arena when it needs it; otherwise returns s itself. */
@@ -119,7 +149,7 @@ int coil_req_query_param(struct coil_req *req, const char *name, struct coil_str
     struct coil_str raw;
     if (!coil__query_find(req->http->query, name, strlen(name), &raw))
         return 0;
-    int err = decode(&req->w->arena, raw, true, out);
+    int err = decode(req->arena, raw, true, out);
     return err < 0 ? err : 1;
 }
 
@@ -132,7 +162,7 @@ struct coil_str coil_req_param(const struct coil_req *req, const char *name)
         if (m->names[i].len != n || memcmp(m->names[i].ptr, name, n) != 0)
             continue;
         struct coil_str out;
-        if (decode(&req->w->arena, m->values[i], false, &out) < 0)
+        if (decode(req->arena, m->values[i], false, &out) < 0)
             return m->values[i]; /* badly encoded: the raw text */
         return out;
     }
@@ -201,7 +231,7 @@ int coil_res_headern(struct coil_res *res, const char *name, size_t name_len, co
         return -EINVAL;
     if (engine_header(name, name_len))
         return -EPERM;
-    struct coil_arena *a = &res->w->arena;
+    struct coil_arena *a = res->arena;
     if (res->nhdrs == res->cap_hdrs) {
         uint32_t cap = res->cap_hdrs ? res->cap_hdrs * 2 : 8;
         struct coil__rhdr *n =
@@ -228,7 +258,9 @@ int coil_res_header(struct coil_res *res, const char *name, const char *value)
 
 int coil_res_body(struct coil_res *res, const void *data, size_t len)
 {
-    char *b = coil__arena_alloc(&res->w->arena, len);
+    if (len > COIL_BODY_MAX)
+        return -EMSGSIZE;
+    char *b = coil__arena_alloc(res->arena, len);
     if (!b && len)
         return -ENOMEM;
     if (len)
@@ -259,7 +291,7 @@ int coil_res_text(struct coil_res *res, int status, const char *content_type, co
 struct coil_json *coil_res_json(struct coil_res *res)
 {
     if (!res->json_active) {
-        coil__json_init(&res->json, &res->w->arena);
+        coil__json_init(&res->json, res->arena);
         res->json_active = true;
         coil_res_header(res, "Content-Type", "application/json");
     }

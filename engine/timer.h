@@ -18,6 +18,9 @@ struct coil__timer {
     struct coil__timer *next; /* NULL when not armed */
     struct coil__timer *prev;
     uint64_t deadline; /* ms, same clock as the wheel's now */
+    /* What the owner of the wheel calls when it fires (the worker's loop calls cb(t, worker));
+     * the wheel itself never reads it. */
+    void (*cb)(struct coil__timer *t, void *ctx);
 };
 
 struct coil__wheel {

@@ -70,6 +70,12 @@ static int stats(struct coil_req *req, struct coil_res *res, void *ud)
     coil_json_uint(j, s.jobs_run);
     coil_json_key(j, "rejected");
     coil_json_uint(j, s.rejected);
+    coil_json_key(j, "deferred");
+    coil_json_uint(j, s.deferred);
+    coil_json_key(j, "waiting");
+    coil_json_uint(j, s.waiting);
+    coil_json_key(j, "aborted");
+    coil_json_uint(j, s.aborted);
     coil_json_key(j, "workers");
     coil_json_uint(j, coil_worker_count());
     coil_json_object_close(j);

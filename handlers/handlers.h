@@ -13,5 +13,7 @@ int demo_routes(struct coil_app *app);
 int kv_routes(struct coil_app *app);
 /* /baseline11, /pipeline, /json/:count: the HttpArena workloads, and the --dataset option */
 int arena_routes(struct coil_app *app);
+/* /delay/:ms and /events (Server-Sent Events): responses that wait on timers */
+int wait_routes(struct coil_app *app);
 
 #endif

@@ -1,0 +1,464 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * request.c: the request lifecycle: a parsed request from a codec is routed, its handler runs,
+ * and its response is answered at once or later (deferred), streamed, or aborted.
+ *
+ * A request lives in a struct coil__rq from the worker's request slab. The worker keeps one
+ * spare: a handler that answers before it returns uses the spare, the worker's request arena
+ * and the slices of the receive buffer, and leaves the spare for the next request, so the
+ * synchronous path allocates nothing. A handler that defers takes the spare for good (the next
+ * request makes a new one) and its request moves into memory of its own: the worker arena's
+ * chunks, if the handler allocated anything, pass to the request (coil__arena_move: pointers
+ * stay valid); the head and body bytes, the header array and the route match are copied into
+ * that arena and the request's slices are rebased onto the copy.
+ *
+ * A deferred request ends exactly once: finished (coil_res_finish), or aborted (the client is
+ * gone, --handler-timeout, the drain deadline), when on_abort runs. Either way its owner-bound
+ * timers are cancelled and its slab slot is put back, which changes the slot's generation, so
+ * a coil_defer handle kept past the end is recognised as stale. Everything here runs on the
+ * request's worker. The codec is reached only through coil__http1_*; an HTTP/2 stream will be
+ * a second codec behind the same calls.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <string.h>
+
+#include "internal.h"
+
+static void on_deadline(struct coil__timer *t, void *ctx);
+
+/* ---- the request object ----------------------------------------------------------------- */
+
+static struct coil__rq *spare(struct coil__worker *w)
+{
+    struct coil__rq *rq = w->rq_spare;
+    if (rq)
+        return rq;
+    uint32_t idx, gen;
+    rq = coil__slab_get(&w->rqs, &idx, &gen);
+    if (!rq)
+        return NULL;
+    rq->idx = idx;
+    rq->gen = gen;
+    w->rq_spare = rq;
+    return rq;
+}
+
+static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn *c,
+                  const struct coil__dispatch *d)
+{
+    coil__req_setup(&rq->req, &rq->res, w, d->http, d->match, d->body, d->state);
+    rq->req.rq = rq;
+    rq->res.rq = rq;
+    rq->conn = c;
+    rq->buf = d->buf;
+    rq->head_len = d->head_len;
+    rq->head = d->head;
+    rq->keep = d->keep;
+    rq->ka10 = d->ka10;
+    rq->http11 = d->http11;
+    rq->count = true;
+    rq->in_handler = true;
+    rq->deferred = false;
+}
+
+/* Ends a deferred request: its timers, memory and slot go; its handle goes stale. */
+static void release(struct coil__worker *w, struct coil__rq *rq)
+{
+    coil__timer_cancel(&w->wheel, &rq->deadline);
+    coil__timers_drop_owner(w, rq);
+    coil__arena_fini(&rq->arena);
+    if (rq->waiting) {
+        STAT_ADD(w, waiting, (uint64_t)-1);
+        rq->waiting = false;
+    }
+    rq->deferred = false;
+    if (w->rq_spare == rq)
+        w->rq_spare = NULL;
+    coil__slab_put(&w->rqs, rq->idx);
+}
+
+struct coil__rq *coil__rq_at(struct coil__worker *w, uint64_t id)
+{
+    if (!w || !id)
+        return NULL;
+    struct coil__rq *rq = coil__slab_at(&w->rqs, (uint32_t)(id >> 32), (uint32_t)id);
+    if (!rq || !rq->deferred || rq->aborted || rq->finished)
+        return NULL;
+    return rq;
+}
+
+/* ---- moving a request into its own memory ----------------------------------------------- */
+
+static void rebase(struct coil_str *s, const char *from, size_t len, char *to)
+{
+    if (s->ptr >= from && s->ptr <= from + len)
+        s->ptr = to + (s->ptr - from);
+}
+
+static int move_request(struct coil__worker *w, struct coil__rq *rq)
+{
+    struct coil_req *req = &rq->req;
+    const struct coil__http_req *h = req->http;
+    const struct coil__match *m = req->match;
+    struct coil_str body = req->body;
+    size_t nh = h->nheaders;
+    size_t need = sizeof(*h) + nh * sizeof(*h->headers) + sizeof(*m) + rq->head_len + body.len;
+    bool moved = coil__arena_used(&w->arena);
+    if (moved)
+        coil__arena_move(&w->arena, &rq->arena);
+    else
+        coil__arena_init_empty(&rq->arena, &w->wa, need + 2048);
+    struct coil__http_req *nhttp = coil__arena_alloc(&rq->arena, sizeof(*h));
+    struct coil__http_header *nhdrs = coil__arena_alloc(&rq->arena, nh * sizeof(*nhdrs));
+    struct coil__match *nm = coil__arena_alloc(&rq->arena, sizeof(*m));
+    char *bytes = coil__arena_alloc(&rq->arena, rq->head_len + body.len);
+    if (!nhttp || !nhdrs || !nm || !bytes) {
+        if (moved) {
+            coil__arena_move(&rq->arena, &w->arena); /* what the handler had stays valid */
+        } else {
+            coil__arena_fini(&rq->arena);
+        }
+        return -ENOMEM;
+    }
+    const char *from = rq->buf;
+    size_t len = rq->head_len;
+    memcpy(bytes, from, len);
+    if (body.len)
+        memcpy(bytes + len, body.ptr, body.len);
+    *nhttp = *h;
+    struct coil_str *strs[] = {&nhttp->method, &nhttp->target, &nhttp->path, &nhttp->query,
+                               &nhttp->host};
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+        rebase(strs[i], from, len, bytes);
+    for (size_t i = 0; i < nh; i++) {
+        nhdrs[i] = h->headers[i];
+        rebase(&nhdrs[i].name, from, len, bytes);
+        rebase(&nhdrs[i].value, from, len, bytes);
+    }
+    nhttp->headers = nhdrs;
+    *nm = *m;
+    for (uint32_t i = 0; i < nm->nparams; i++)
+        rebase(&nm->values[i], from, len, bytes);
+    req->http = nhttp;
+    req->match = nm;
+    req->body = (struct coil_str){bytes + len, body.len};
+    memcpy(rq->state, req->state, sizeof(rq->state));
+    req->state = rq->state;
+    req->arena = &rq->arena;
+    rq->res.arena = &rq->arena;
+    if (rq->res.json_active)
+        rq->res.json.arena = &rq->arena;
+    rq->buf = NULL;
+    return 0;
+}
+
+struct coil_defer coil_res_defer(struct coil_res *res, coil_abort_fn on_abort, void *ud)
+{
+    struct coil__rq *rq = res->rq;
+    if (!rq || !rq->in_handler || rq->deferred)
+        return (struct coil_defer){0};
+    if (move_request(res->w, rq) < 0)
+        return (struct coil_defer){0};
+    rq->deferred = true;
+    rq->finished = false;
+    rq->aborted = false;
+    rq->streaming = false;
+    rq->chunked = false;
+    rq->no_body = false;
+    rq->want_writable = false;
+    rq->waiting = false;
+    rq->length = 0;
+    rq->written = 0;
+    rq->on_abort = on_abort;
+    rq->abort_ud = ud;
+    rq->on_writable = NULL;
+    rq->writable_ud = NULL;
+    rq->timers = NULL;
+    rq->deadline.cb = on_deadline;
+    return (struct coil_defer){((uint64_t)rq->idx << 32) | rq->gen};
+}
+
+struct coil_res *coil_defer_res(struct coil_defer d)
+{
+    struct coil__rq *rq = coil__rq_at(coil__self, d.id);
+    return rq ? &rq->res : NULL;
+}
+
+struct coil_req *coil_defer_req(struct coil_defer d)
+{
+    struct coil__rq *rq = coil__rq_at(coil__self, d.id);
+    return rq ? &rq->req : NULL;
+}
+
+/* ---- running a request ------------------------------------------------------------------ */
+
+/* The engine's own answer when no route took the request. */
+static int no_route(struct coil__rq *rq, int status, const struct coil__match *m)
+{
+    STAT_INC(rq->req.w, rejected);
+    int err = coil__res_error(&rq->res, status);
+    if (err == 0 && status == 405)
+        err = coil_res_header(&rq->res, "Allow", m->allow);
+    return err;
+}
+
+/* The handler returned after deferring: keep the request, or answer it if it is done. */
+static struct coil__rq *after_defer(struct coil__worker *w, struct coil_conn *c,
+                                    struct coil__rq *rq, int hrc)
+{
+    w->rq_spare = NULL; /* rq is the request's now */
+    if (rq->finished && rq->streaming) {
+        release(w, rq); /* ended inside the handler: already on its way */
+        return NULL;
+    }
+    if (hrc < 0 && rq->streaming) {
+        release(w, rq); /* the head is out: nothing correct can follow */
+        coil__conn_abort(w, c);
+        return NULL;
+    }
+    if (hrc < 0 || rq->finished) {
+        /* A negative return cancels the defer: 500 (or what the handler set). */
+        int status = coil__res_finish(&rq->res, hrc < 0 ? hrc : 0);
+        int err = coil__http1_respond(w, c, rq, status);
+        release(w, rq);
+        if (err < 0)
+            coil__conn_abort(w, c);
+        return NULL;
+    }
+    STAT_INC(w, deferred);
+    STAT_INC(w, waiting);
+    rq->waiting = true;
+    coil__timer_at(w, &rq->deadline, w->now_ms + w->app->cfg.handler_timeout_ms);
+    return rq;
+}
+
+struct coil__rq *coil__request_run(struct coil__worker *w, struct coil_conn *c,
+                                   const struct coil__dispatch *d)
+{
+    struct coil__rq *rq = spare(w);
+    if (!rq) {
+        if (coil__request_reject(w, c, 503) < 0)
+            coil__conn_abort(w, c);
+        else
+            coil__conn_close_after(w, c);
+        return NULL;
+    }
+    setup(w, rq, c, d);
+    int hrc;
+    if (d->route_status) {
+        hrc = no_route(rq, d->route_status, d->match);
+    } else {
+        const struct coil__route *route = d->match->route;
+        hrc = route->handler(&rq->req, &rq->res, route->ud);
+    }
+    rq->in_handler = false;
+    if (rq->deferred)
+        return after_defer(w, c, rq, hrc);
+    int status = coil__res_finish(&rq->res, hrc);
+    int err = coil__http1_respond(w, c, rq, status);
+    coil__arena_reset(&w->arena);
+    if (err < 0)
+        coil__conn_abort(w, c);
+    return NULL;
+}
+
+int coil__request_body(struct coil__worker *w, struct coil__http_req *h,
+                       const struct coil__match *m, void *state, const void *data, size_t n)
+{
+    struct coil_req req;
+    struct coil_res res;
+    coil__req_setup(&req, &res, w, h, m, (struct coil_str){data, 0}, state);
+    int rc = m->route->on_body(&req, data, n, m->route->ud);
+    coil__arena_reset(&w->arena);
+    return rc;
+}
+
+int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status)
+{
+    struct coil__rq rq;
+    coil__req_setup(&rq.req, &rq.res, w, NULL, NULL, (struct coil_str){NULL, 0}, NULL);
+    rq.req.rq = NULL;
+    rq.res.rq = NULL;
+    rq.conn = c;
+    rq.head = false;
+    rq.keep = false;
+    rq.ka10 = false;
+    rq.http11 = true;
+    rq.count = false;
+    rq.deferred = false;
+    int err = coil__res_error(&rq.res, status);
+    if (err == 0)
+        err = coil__http1_respond(w, c, &rq, status);
+    coil__arena_reset(&w->arena);
+    return err;
+}
+
+/* ---- finishing -------------------------------------------------------------------------- */
+
+static void end_stream(struct coil__worker *w, struct coil__rq *rq)
+{
+    if (rq->length && rq->written != rq->length - 1)
+        rq->keep = false; /* short of its Content-Length: only a close can tell the client */
+    coil__http1_stream_end(w, rq->conn, rq);
+}
+
+int coil_res_finish(struct coil_res *res)
+{
+    struct coil__rq *rq = res->rq;
+    if (!rq || !rq->deferred || rq->finished)
+        return -EINVAL;
+    if (rq->aborted)
+        return -ESRCH;
+    struct coil__worker *w = res->w;
+    if (rq->in_handler) {
+        /* Answered by the code that runs after the handler returns (after_defer). */
+        if (rq->streaming)
+            end_stream(w, rq);
+        rq->finished = true;
+        return 0;
+    }
+    rq->finished = true;
+    struct coil_conn *c = rq->conn;
+    coil__conn_hold(c); /* answering may close it: keep the slot until we are done */
+    if (rq->streaming) {
+        end_stream(w, rq);
+    } else {
+        int status = coil__res_finish(res, 0);
+        coil__http1_finish(w, c, rq, status);
+    }
+    release(w, rq);
+    coil__conn_release(w, c);
+    return 0;
+}
+
+void coil__request_abort(struct coil__worker *w, struct coil__rq *rq, int status)
+{
+    if (rq->aborted)
+        return;
+    rq->aborted = true;
+    STAT_INC(w, aborted);
+    coil__timers_drop_owner(w, rq);
+    if (rq->on_abort)
+        rq->on_abort(rq->abort_ud);
+    struct coil_conn *c = rq->conn;
+    if (status && c->rq == rq) {
+        coil__conn_hold(c);
+        if (rq->streaming) {
+            c->rq = NULL; /* mid-body: closing is the only honest end */
+            coil__conn_abort(w, c);
+        } else if (coil__res_error(&rq->res, status) == 0) {
+            coil__http1_finish(w, c, rq, status);
+        } else {
+            c->rq = NULL;
+            coil__conn_abort(w, c);
+        }
+        coil__conn_release(w, c);
+    }
+    release(w, rq);
+}
+
+static void on_deadline(struct coil__timer *t, void *ctx)
+{
+    struct coil__rq *rq = (struct coil__rq *)((char *)t - offsetof(struct coil__rq, deadline));
+    coil__request_abort(ctx, rq, 504);
+}
+
+/* ---- streaming -------------------------------------------------------------------------- */
+
+int coil_res_length(struct coil_res *res, uint64_t len)
+{
+    struct coil__rq *rq = res->rq;
+    if (!rq || !rq->deferred || rq->streaming || len == UINT64_MAX)
+        return -EINVAL;
+    rq->length = len + 1;
+    return 0;
+}
+
+int coil_res_stream(struct coil_res *res)
+{
+    struct coil__rq *rq = res->rq;
+    if (!rq || !rq->deferred || rq->streaming || rq->finished || rq->aborted)
+        return -EINVAL;
+    int status = res->status ? res->status : 200;
+    if (status < 200)
+        return -EINVAL;
+    struct coil_conn *c = rq->conn;
+    rq->streaming = true;
+    coil__conn_hold(c);
+    int err = coil__http1_stream_head(res->w, c, rq, status);
+    if (!coil__conn_release(res->w, c))
+        return -EPIPE; /* the connection failed: rq was aborted with it */
+    if (err < 0)
+        rq->streaming = false;
+    return err;
+}
+
+int coil_res_write(struct coil_res *res, const void *data, size_t len)
+{
+    struct coil__rq *rq = res->rq;
+    if (!rq || !rq->streaming || rq->finished || rq->aborted)
+        return -EINVAL;
+    if (rq->length && len > rq->length - 1 - rq->written)
+        return -EMSGSIZE;
+    if (coil__conn_queued(rq->conn) > COIL_STREAM_HIGH) {
+        rq->want_writable = true;
+        return -EAGAIN;
+    }
+    struct coil_conn *c = rq->conn;
+    coil__conn_hold(c);
+    int err = coil__http1_stream_piece(res->w, c, rq, data, len);
+    if (!coil__conn_release(res->w, c))
+        return -EPIPE; /* the connection failed: rq was aborted with it */
+    if (err < 0)
+        return err;
+    rq->written += len;
+    return 0;
+}
+
+int coil_res_on_writable(struct coil_res *res, void (*fn)(void *ud), void *ud)
+{
+    struct coil__rq *rq = res->rq;
+    if (!rq || !rq->deferred)
+        return -EINVAL;
+    rq->on_writable = fn;
+    rq->writable_ud = ud;
+    return 0;
+}
+
+void coil__request_writable(struct coil__worker *w, struct coil__rq *rq)
+{
+    rq->want_writable = false;
+    if (rq->on_writable)
+        rq->on_writable(rq->writable_ud);
+}
+
+/* ---- per worker ------------------------------------------------------------------------- */
+
+int coil__request_start(struct coil__worker *w)
+{
+    const struct coil__config *cfg = &w->app->cfg;
+    int err = coil__arena_init(&w->arena, &w->wa, 64 * 1024);
+    if (err < 0)
+        return err;
+    w->hdrs = coil__walloc(&w->wa, sizeof(*w->hdrs) * cfg->lim.max_headers);
+    if (!w->hdrs)
+        return -ENOMEM;
+    /* Up to four waiting requests per connection's worth of slots; a full slab answers 503. */
+    uint64_t max = (uint64_t)cfg->max_conns * 4;
+    return coil__slab_init(&w->rqs, &w->wa, sizeof(struct coil__rq),
+                           (uint32_t)(max < (1u << 24) - 1 ? max : (1u << 24) - 1));
+}
+
+void coil__request_stop(struct coil__worker *w)
+{
+    if (w->rq_spare) {
+        coil__slab_put(&w->rqs, w->rq_spare->idx);
+        w->rq_spare = NULL;
+    }
+    if (w->rqs.wa)
+        coil__slab_fini(&w->rqs);
+    coil__arena_fini(&w->arena);
+    coil__wfree(&w->wa, w->hdrs);
+    w->hdrs = NULL;
+}
