@@ -20,6 +20,7 @@
 #include "walloc.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -28,6 +29,20 @@
 static inline void count(uint64_t *c)
 {
     __atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
+}
+
+/* Fault injection: the armed allocation fails, once. One predictable branch when unarmed. */
+static inline bool injected_failure(struct coil_walloc *w)
+{
+    if (__builtin_expect(w->fail_in == 0, 1) || --w->fail_in != 0)
+        return false;
+    fprintf(stderr, "coil: test: an allocation failed by injection\n");
+    return true;
+}
+
+void coil__walloc_fail_in(struct coil_walloc *w, uint64_t n)
+{
+    w->fail_in = n;
 }
 
 #ifndef COIL_NO_JEMALLOC
@@ -60,6 +75,7 @@ int coil__walloc_init(struct coil_walloc *w)
     w->flags = MALLOCX_ARENA(idx) | MALLOCX_TCACHE(tc);
     w->nalloc = 0;
     w->nfree = 0;
+    w->fail_in = 0;
     return 0;
 }
 
@@ -80,6 +96,8 @@ void coil__walloc_fini(struct coil_walloc *w)
 
 void *coil__walloc(struct coil_walloc *w, size_t size)
 {
+    if (injected_failure(w))
+        return NULL;
     void *p = mallocx(size ? size : 1, w->flags);
     if (p)
         count(&w->nalloc);
@@ -88,6 +106,8 @@ void *coil__walloc(struct coil_walloc *w, size_t size)
 
 void *coil__wcalloc(struct coil_walloc *w, size_t size)
 {
+    if (injected_failure(w))
+        return NULL;
     void *p = mallocx(size ? size : 1, w->flags | MALLOCX_ZERO);
     if (p)
         count(&w->nalloc);
@@ -99,6 +119,8 @@ void *coil__wrealloc(struct coil_walloc *w, void *p, size_t size)
     if (p == NULL)
         return coil__walloc(w, size);
     size_t old = sallocx(p, w->flags);
+    if (size > old && injected_failure(w))
+        return NULL;
     void *q = rallocx(p, size ? size : 1, w->flags);
     if (q && size > old) {
         count(&w->nalloc);
@@ -124,6 +146,7 @@ int coil__walloc_init(struct coil_walloc *w)
     w->flags = 0;
     w->nalloc = 0;
     w->nfree = 0;
+    w->fail_in = 0;
     return 0;
 }
 
@@ -134,6 +157,8 @@ void coil__walloc_fini(struct coil_walloc *w)
 
 void *coil__walloc(struct coil_walloc *w, size_t size)
 {
+    if (injected_failure(w))
+        return NULL;
     void *p = malloc(size ? size : 1);
     if (p)
         count(&w->nalloc);
@@ -142,6 +167,8 @@ void *coil__walloc(struct coil_walloc *w, size_t size)
 
 void *coil__wcalloc(struct coil_walloc *w, size_t size)
 {
+    if (injected_failure(w))
+        return NULL;
     void *p = calloc(1, size ? size : 1);
     if (p)
         count(&w->nalloc);
@@ -153,6 +180,8 @@ void *coil__wrealloc(struct coil_walloc *w, void *p, size_t size)
     if (p == NULL)
         return coil__walloc(w, size);
     size_t old = malloc_usable_size(p);
+    if (size > old && injected_failure(w))
+        return NULL;
     void *q = realloc(p, size ? size : 1);
     if (q && size > old) {
         count(&w->nalloc);

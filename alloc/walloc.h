@@ -21,6 +21,7 @@ struct coil_walloc {
     int flags;       /* mallocx flags: MALLOCX_ARENA(arena) | MALLOCX_TCACHE(tcache) */
     uint64_t nalloc; /* allocations (malloc and growing realloc) since init; owner-written */
     uint64_t nfree;  /* frees since init */
+    uint64_t fail_in; /* fault injection: the fail_in-th allocation from now fails; 0 off */
 };
 
 /* Creates the arena and its cache. Returns 0 or -errno (-ENOMEM). */
@@ -32,5 +33,9 @@ void *coil__walloc(struct coil_walloc *w, size_t size);            /* NULL on OO
 void *coil__wcalloc(struct coil_walloc *w, size_t size);           /* zeroed */
 void *coil__wrealloc(struct coil_walloc *w, void *p, size_t size); /* NULL on OOM, p kept */
 void coil__wfree(struct coil_walloc *w, void *p);                  /* p may be NULL */
+
+/* Tests: makes the n-th allocation (or growing realloc) from now return NULL, once; 0 disarms.
+ * coil arms it on each worker from COIL_TEST_ALLOC_FAIL=N when the worker starts serving. */
+void coil__walloc_fail_in(struct coil_walloc *w, uint64_t n);
 
 #endif

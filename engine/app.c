@@ -415,6 +415,9 @@ static int prepare(struct coil_app *app)
     for (unsigned i = 0; i < app->nworkers; i++)
         app->listen_fds[i] = -1;
     register_modules();
+    const char *fail = getenv("COIL_TEST_ALLOC_FAIL");
+    if (fail && *fail)
+        app->fail_alloc = strtoull(fail, NULL, 10);
     int err = probe_uring(app);
     if (err < 0)
         return err;

@@ -497,6 +497,7 @@ struct coil_app {
     int *cpus; /* CPUs this process may run on (ncpus) */
     unsigned ncpus;
     bool msg_ring;            /* IORING_OP_MSG_RING available */
+    uint64_t fail_alloc;      /* tests: COIL_TEST_ALLOC_FAIL, the allocation that fails */
     _Atomic int stopping;     /* 1 drain requested, 2 force */
     _Atomic int go;           /* start-up verdict: every worker started */
     _Atomic int abort_start;  /* start-up failed somewhere: workers exit at once */

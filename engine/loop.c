@@ -450,6 +450,8 @@ static void run(struct coil__worker *w)
     if (w->event_fd >= 0)
         arm_eventfd(w);
     run_hooks(w, EV_SERVE);
+    if (w->app->fail_alloc) /* tests: COIL_TEST_ALLOC_FAIL, counted from here */
+        coil__walloc_fail_in(&w->wa, w->app->fail_alloc);
     atomic_fetch_add(&w->app->serving, 1);
     while (w->phase != PHASE_EXIT) {
         wait_and_handle(w);
