@@ -16,11 +16,11 @@
 #include <stdint.h>
 
 struct coil_walloc {
-    unsigned arena;  /* jemalloc arena index; 0 when COIL_NO_JEMALLOC */
-    unsigned tcache; /* explicit jemalloc thread cache, used by the owner only */
-    int flags;       /* mallocx flags: MALLOCX_ARENA(arena) | MALLOCX_TCACHE(tcache) */
-    uint64_t nalloc; /* allocations (malloc and growing realloc) since init; owner-written */
-    uint64_t nfree;  /* frees since init */
+    unsigned arena;   /* jemalloc arena index; 0 when COIL_NO_JEMALLOC */
+    unsigned tcache;  /* explicit jemalloc thread cache, used by the owner only */
+    int flags;        /* mallocx flags: MALLOCX_ARENA(arena) | MALLOCX_TCACHE(tcache) */
+    uint64_t nalloc;  /* allocations (malloc and growing realloc) since init; owner-written */
+    uint64_t nfree;   /* frees since init */
     uint64_t fail_in; /* fault injection: the fail_in-th allocation from now fails; 0 off */
 };
 

@@ -399,8 +399,8 @@ static uint64_t body_limit(const struct coil__worker *w, const struct coil__rout
 }
 
 /* Hands one complete request to the request layer (or answers 404/405). */
-static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__http_req *h,
-                     int mr, const struct coil__match *m, struct coil_str body, bool more,
+static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__http_req *h, int mr,
+                     const struct coil__match *m, struct coil_str body, bool more,
                      struct coil__progress *pg, const char *buf, size_t head_len)
 {
     bool keep = (h->flags & COIL_HTTP_KEEP_ALIVE) != 0;
@@ -592,8 +592,8 @@ static int partial_reserve(struct coil__worker *w, struct coil_conn *c, size_t n
     uint8_t pooled = p ? p->pooled : 0;
     size_t used = p ? p->len : 0;
     size_t cap;
-    struct coil__partial *np = coil__buf_grow(w, p, offsetof(struct coil__partial, data), used,
-                                              need, &pooled, &cap);
+    struct coil__partial *np =
+        coil__buf_grow(w, p, offsetof(struct coil__partial, data), used, need, &pooled, &cap);
     if (!np)
         return -ENOMEM;
     if (!p)

@@ -33,16 +33,11 @@
 
 #define COIL_CACHELINE 64
 
-/* A precise timer (a min-heap on nanoseconds, for handler timers): cb(t, w) runs once due. */
-struct coil__ptimer {
-    uint64_t due_ns; /* CLOCK_MONOTONIC */
-    uint32_t pos;    /* heap index + 1; 0 when not armed */
-    void (*cb)(struct coil__ptimer *t, void *ctx);
-};
 struct coil__worker;
+/* Arms a precise timer (timer.h) on the worker's heap: t->cb(t, w) runs once it is due. */
 int coil__ptimer_arm(struct coil__worker *w, struct coil__ptimer *t, uint64_t due_ns);
 void coil__ptimer_cancel(struct coil__worker *w, struct coil__ptimer *t); /* no-op if unarmed */
-uint64_t coil__clock_ns(void);
+uint64_t coil__clock_ns(void); /* CLOCK_MONOTONIC in nanoseconds */
 
 /* ---- configuration (config.c) ---- */
 
@@ -54,18 +49,18 @@ struct coil__config {
     unsigned workers;   /* threads, one per CPU */
     uint32_t max_conns; /* per worker */
     struct coil__http_limits lim;
-    uint64_t header_timeout_ms; /* whole request head, from its first byte */
-    uint64_t body_timeout_ms;   /* between two reads of a body */
-    uint64_t idle_timeout_ms;   /* keep-alive wait for the next request */
-    uint64_t write_timeout_ms;  /* a send making no progress */
-    uint64_t drain_timeout_ms;  /* graceful shutdown, then force */
+    uint64_t header_timeout_ms;  /* whole request head, from its first byte */
+    uint64_t body_timeout_ms;    /* between two reads of a body */
+    uint64_t idle_timeout_ms;    /* keep-alive wait for the next request */
+    uint64_t write_timeout_ms;   /* a send making no progress */
+    uint64_t drain_timeout_ms;   /* graceful shutdown, then force */
     uint64_t handler_timeout_ms; /* a deferred response not finished by then: 504 */
-    uint64_t linger_ms;         /* after the last response, wait for the peer's FIN */
-    uint32_t recv_buf_size;     /* bytes per provided buffer */
-    uint32_t recv_buf_count;    /* provided buffers per worker (power of two) */
-    uint32_t io_buf_size;       /* pooled connection in/out buffers */
-    uint32_t max_pending_out;   /* queued response bytes that pause reading */
-    uint32_t chan_capacity;     /* jobs per channel (power of two) */
+    uint64_t linger_ms;          /* after the last response, wait for the peer's FIN */
+    uint32_t recv_buf_size;      /* bytes per provided buffer */
+    uint32_t recv_buf_count;     /* provided buffers per worker (power of two) */
+    uint32_t io_buf_size;        /* pooled connection in/out buffers */
+    uint32_t max_pending_out;    /* queued response bytes that pause reading */
+    uint32_t chan_capacity;      /* jobs per channel (power of two) */
 };
 
 int coil__config_parse(struct coil_app *app, int argc, char **argv);
@@ -233,7 +228,7 @@ struct coil_res {
     struct coil__worker *w;
     struct coil_arena *arena; /* as req's */
     struct coil__rq *rq;      /* NULL: a streaming route's on_body, which cannot answer */
-    int status; /* 0 until set: 200 */
+    int status;               /* 0 until set: 200 */
     uint32_t nhdrs;
     uint32_t cap_hdrs;
     struct coil__rhdr *hdrs; /* in the request arena */
@@ -254,22 +249,22 @@ struct coil__rq {
     struct coil_conn *conn; /* the connection it arrived on */
     const char *buf;        /* its bytes, until it defers: the head at buf, head_len long */
     size_t head_len;
-    bool head;        /* HEAD: no body bytes */
-    bool keep;        /* the connection stays open after the response */
-    bool ka10;        /* HTTP/1.0 keep-alive: say so */
-    bool http11;      /* HTTP/1.1 client (chunked allowed) */
-    bool count;       /* counts in coil_stats.requests (engine rejects do not) */
-    bool in_handler;  /* its handler is on the stack */
-    bool deferred;    /* coil_res_defer succeeded */
-    bool finished;    /* coil_res_finish ran while the handler was on the stack */
-    bool aborted;     /* on_abort ran or is running: the handle is dead */
-    bool streaming;   /* coil_res_stream sent the head */
-    bool chunked;     /* streaming with chunked framing */
-    bool no_body;     /* streaming a HEAD or body-less status: pieces are dropped */
+    bool head;          /* HEAD: no body bytes */
+    bool keep;          /* the connection stays open after the response */
+    bool ka10;          /* HTTP/1.0 keep-alive: say so */
+    bool http11;        /* HTTP/1.1 client (chunked allowed) */
+    bool count;         /* counts in coil_stats.requests (engine rejects do not) */
+    bool in_handler;    /* its handler is on the stack */
+    bool deferred;      /* coil_res_defer succeeded */
+    bool finished;      /* coil_res_finish ran while the handler was on the stack */
+    bool aborted;       /* on_abort ran or is running: the handle is dead */
+    bool streaming;     /* coil_res_stream sent the head */
+    bool chunked;       /* streaming with chunked framing */
+    bool no_body;       /* streaming a HEAD or body-less status: pieces are dropped */
     bool want_writable; /* coil_res_write said -EAGAIN */
-    bool waiting;     /* counted in coil_stats.waiting */
-    uint64_t length;  /* coil_res_length + 1; 0: none */
-    uint64_t written; /* body bytes streamed */
+    bool waiting;       /* counted in coil_stats.waiting */
+    uint64_t length;    /* coil_res_length + 1; 0: none */
+    uint64_t written;   /* body bytes streamed */
     coil_abort_fn on_abort;
     void *abort_ud;
     void (*on_writable)(void *ud);
@@ -281,8 +276,8 @@ struct coil__rq {
 };
 
 void coil__req_setup(struct coil_req *req, struct coil_res *res, struct coil__worker *w,
-                     struct coil__http_req *http, const struct coil__match *m,
-                     struct coil_str body, void *state);
+                     struct coil__http_req *http, const struct coil__match *m, struct coil_str body,
+                     void *state);
 /* Finishes the handler's response (JSON body, errors, no 1xx): returns the final status. */
 int coil__res_finish(struct coil_res *res, int handler_rc);
 /* Replaces the response with the engine's short text answer for status. */
@@ -376,15 +371,13 @@ void coil__loop_on(enum coil__event ev, void (*fn)(struct coil__worker *w));
 /* A submission queue entry, or NULL after a bounded number of submits failed to free one:
  * the caller fails its operation. */
 struct io_uring_sqe *coil__sqe(struct coil__worker *w);
-void coil__loop_init(void);                               /* registers the wake-ups */
+void coil__loop_init(void);                                 /* registers the wake-ups */
 void coil__give_back(struct coil__worker *w, unsigned bid); /* a provided receive buffer */
 /* app.c: every module's per-worker state, after the ring exists / before the heap goes. */
 int coil__modules_start(struct coil__worker *w);
 void coil__modules_stop(struct coil__worker *w);
 /* Arms t on the worker's wheel (10 ms ticks, for timeouts); t->cb(t, w) runs when it is due. */
 void coil__timer_at(struct coil__worker *w, struct coil__timer *t, uint64_t deadline_ms);
-
-
 
 #define UD(op, idx, gen) (((uint64_t)(op) << 56) | ((uint64_t)(idx) << 32) | (uint64_t)(gen))
 #define UD_OP(ud) ((unsigned)((ud) >> 56))
@@ -431,10 +424,8 @@ struct coil__worker {
     bool jobs_due;           /* woken: run inbound jobs after this batch */
     uint64_t now_ms;         /* CLOCK_MONOTONIC, updated once per loop */
     uint64_t now_ns;         /* the same instant in nanoseconds */
-    struct coil__ptimer **heap; /* precise timers, a min-heap on due_ns */
-    uint32_t nheap;
-    uint32_t heap_cap;
-    bool firing; /* precise timers are being fired */
+    struct coil__pheap heap; /* precise timers (handler timers) */
+    bool firing;             /* precise timers are being fired */
     uint64_t drain_deadline; /* ms */
     struct coil_walloc wa;
     struct coil_arena arena; /* per request; reset after each response */
@@ -449,12 +440,12 @@ struct coil__worker {
     uint32_t br_returned; /* buffers given back since the last ring advance */
     unsigned ring_flags;  /* IORING_SETUP_* the kernel accepted */
     bool ring_ready;
-    bool heap_ready; /* wa was initialised */
+    bool heap_ready;      /* wa was initialised */
     bool modules_ready;   /* coil__modules_start ran (its stop frees what it made) */
     bool eventfd_unarmed; /* the eventfd read could not be submitted; retried each batch */
-    bool forced;     /* drain timeout passed: connections were aborted */
-    uint32_t open;   /* connections open on this worker */
-    uint64_t *flush; /* (index << 32 | generation) of connections with output */
+    bool forced;          /* drain timeout passed: connections were aborted */
+    uint32_t open;        /* connections open on this worker */
+    uint64_t *flush;      /* (index << 32 | generation) of connections with output */
     uint32_t nflush;
     uint32_t flush_cap;
     uint32_t jobs_unreclaimed;      /* jobs this worker posted whose memory is not yet freed */
@@ -468,7 +459,7 @@ struct coil__worker {
     struct coil_slab watches;       /* handler fd watches (wait.c) */
     struct coil__backlog *replies;  /* job replies waiting for room in a channel (chan.c) */
     uint32_t nreplies;
-    char date_line[48];             /* "Date: ...\r\n" */
+    char date_line[48]; /* "Date: ...\r\n" */
     uint32_t date_len;
     int64_t date_sec;
     _Alignas(COIL_CACHELINE) _Atomic int wake_pending; /* set by producers, cleared by owner */

@@ -105,91 +105,28 @@ void coil__timer_at(struct coil__worker *w, struct coil__timer *t, uint64_t dead
     coil__timer_arm(&w->wheel, t, deadline_ms);
 }
 
-/* ---- precise timers: a binary min-heap on due time ---------------------------------------- */
-
-static void heap_set(struct coil__worker *w, uint32_t i, struct coil__ptimer *t)
-{
-    w->heap[i] = t;
-    t->pos = i + 1;
-}
-
-static void heap_up(struct coil__worker *w, uint32_t i)
-{
-    struct coil__ptimer *t = w->heap[i];
-    while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (w->heap[parent]->due_ns <= t->due_ns)
-            break;
-        heap_set(w, i, w->heap[parent]);
-        i = parent;
-    }
-    heap_set(w, i, t);
-}
-
-static void heap_down(struct coil__worker *w, uint32_t i)
-{
-    struct coil__ptimer *t = w->heap[i];
-    for (;;) {
-        uint32_t l = 2 * i + 1, m = i;
-        uint64_t due = t->due_ns;
-        if (l < w->nheap && w->heap[l]->due_ns < due) {
-            m = l;
-            due = w->heap[l]->due_ns;
-        }
-        if (l + 1 < w->nheap && w->heap[l + 1]->due_ns < due)
-            m = l + 1;
-        if (m == i)
-            break;
-        heap_set(w, i, w->heap[m]);
-        i = m;
-    }
-    heap_set(w, i, t);
-}
+/* ---- precise timers --------------------------------------------------------------------- */
 
 int coil__ptimer_arm(struct coil__worker *w, struct coil__ptimer *t, uint64_t due_ns)
 {
-    assert(t->cb && !t->pos);
-    if (w->nheap == w->heap_cap) {
-        uint32_t cap = w->heap_cap ? w->heap_cap * 2 : 64;
-        struct coil__ptimer **n = coil__wrealloc(&w->wa, w->heap, cap * sizeof(*n));
-        if (!n)
-            return -ENOMEM;
-        w->heap = n;
-        w->heap_cap = cap;
-    }
     /* Armed while timers fire: never in this round, so a callback that re-arms itself with no
      * delay cannot keep the loop here. */
     if (w->firing && due_ns <= w->now_ns)
         due_ns = w->now_ns + 1;
-    t->due_ns = due_ns;
-    w->heap[w->nheap++] = t;
-    heap_up(w, w->nheap - 1);
-    return 0;
+    return coil__pheap_push(&w->heap, &w->wa, t, due_ns);
 }
 
 void coil__ptimer_cancel(struct coil__worker *w, struct coil__ptimer *t)
 {
-    if (!t->pos)
-        return;
-    uint32_t i = t->pos - 1;
-    t->pos = 0;
-    struct coil__ptimer *last = w->heap[--w->nheap];
-    if (i == w->nheap)
-        return;
-    w->heap[i] = last;
-    last->pos = i + 1;
-    if (i > 0 && w->heap[(i - 1) / 2]->due_ns > last->due_ns)
-        heap_up(w, i);
-    else
-        heap_down(w, i);
+    coil__pheap_remove(&w->heap, t);
 }
 
 static void fire_ptimers(struct coil__worker *w)
 {
     w->firing = true;
-    while (w->nheap && w->heap[0]->due_ns <= w->now_ns) {
-        struct coil__ptimer *t = w->heap[0];
-        coil__ptimer_cancel(w, t);
+    struct coil__ptimer *t;
+    while ((t = coil__pheap_min(&w->heap)) && t->due_ns <= w->now_ns) {
+        coil__pheap_remove(&w->heap, t);
         t->cb(t, w);
     }
     w->firing = false;
@@ -402,7 +339,7 @@ static void worker_stop(struct coil__worker *w)
         return;
     if (w->modules_ready)
         coil__modules_stop(w);
-    coil__wfree(&w->wa, w->heap);
+    coil__pheap_fini(&w->heap, &w->wa);
     coil__walloc_fini(&w->wa);
 }
 
@@ -416,8 +353,8 @@ static void wait_and_handle(struct coil__worker *w)
     if (ms > 100)
         ms = 100; /* look at the stop flag and the clock at least ten times a second */
     uint64_t ns = ms * 1000000u;
-    if (w->nheap) {
-        uint64_t now = coil__clock_ns(), due = w->heap[0]->due_ns;
+    if (w->heap.n) {
+        uint64_t now = coil__clock_ns(), due = coil__pheap_min(&w->heap)->due_ns;
         uint64_t left = due > now ? due - now : 0;
         if (left < ns)
             ns = left;
@@ -456,7 +393,7 @@ static void run(struct coil__worker *w)
     while (w->phase != PHASE_EXIT) {
         wait_and_handle(w);
         coil__wheel_advance(&w->wheel, w->now_ms, on_timer, w);
-        if (w->nheap)
+        if (w->heap.n)
             fire_ptimers(w);
         if (w->jobs_due || w->phase == PHASE_JOBS) {
             w->jobs_due = false;

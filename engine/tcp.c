@@ -82,8 +82,8 @@ char *coil__conn_reserve(struct coil__worker *w, struct coil_conn *c, size_t n)
         return NULL;
     uint8_t pooled = b ? b->pooled : 0;
     size_t cap;
-    struct coil__obuf *nb = coil__buf_grow(w, b, offsetof(struct coil__obuf, data), used,
-                                           used + n, &pooled, &cap);
+    struct coil__obuf *nb =
+        coil__buf_grow(w, b, offsetof(struct coil__obuf, data), used, used + n, &pooled, &cap);
     if (!nb)
         return NULL;
     if (!b) {
@@ -387,8 +387,7 @@ static void on_recv(struct coil__worker *w, const struct io_uring_cqe *cqe)
     on_input(w, c, res, data);
     if (data)
         coil__give_back(w, bid);
-    if (coil__conn_release(w, c) &&
-        !(c->flags & (CONN_RECV_ARMED | CONN_PAUSED | CONN_EOF)) &&
+    if (coil__conn_release(w, c) && !(c->flags & (CONN_RECV_ARMED | CONN_PAUSED | CONN_EOF)) &&
         arm_recv(w, c) < 0)
         coil__conn_abort(w, c);
 }

@@ -1,20 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * timer: a hashed timing wheel. A timer with deadline d lives in slot (d / tick_ms) % SLOTS,
- * except that a deadline in a tick already processed (at or before w->tick) goes to the next
- * tick's slot, so an armed timer always sits in the slot of a tick after w->tick. Advancing to
- * now walks the ticks w->tick+1 .. now/tick_ms, each slot at most once (after a jump of more
- * than a revolution every slot is scanned once), fires the timers whose deadline is <= now and
- * leaves the rest: later revolutions stay in their slot, and a timer due later in the tick just
- * reached moves to the next tick's slot, so nothing fires early and nothing fires more than one
- * tick late. A slot's list is moved to a local sentinel before it is walked, so fire() may arm
- * or cancel any timer, including those still on that local list, and a timer re-armed from
- * fire() is never walked twice in one advance. Each slot is a circular doubly linked list
- * through its sentinel; an unarmed timer has next == NULL.
+ * timer: a hashed timing wheel, and below it a binary min-heap for precise timers. A timer with
+ * deadline d lives in slot (d / tick_ms) % SLOTS, except that a deadline in a tick already
+ * processed (at or before w->tick) goes to the next tick's slot, so an armed timer always sits in
+ * the slot of a tick after w->tick. Advancing to now walks the ticks w->tick+1 .. now/tick_ms, each
+ * slot at most once (after a jump of more than a revolution every slot is scanned once), fires the
+ * timers whose deadline is <= now and leaves the rest: later revolutions stay in their slot, and a
+ * timer due later in the tick just reached moves to the next tick's slot, so nothing fires early
+ * and nothing fires more than one tick late. A slot's list is moved to a local sentinel before it
+ * is walked, so fire() may arm or cancel any timer, including those still on that local list, and a
+ * timer re-armed from fire() is never walked twice in one advance. Each slot is a circular doubly
+ * linked list through its sentinel; an unarmed timer has next == NULL.
  */
 #include "timer.h"
+#include "walloc.h"
 
 #include <assert.h>
+#include <errno.h>
 #include <stddef.h>
 
 #define SLOT_MASK (COIL_WHEEL_SLOTS - 1)
@@ -136,4 +138,88 @@ uint64_t coil__wheel_timeout(const struct coil__wheel *w)
     uint64_t next = (w->tick + 1) * w->tick_ms;
     assert(next > w->now);
     return next - w->now;
+}
+
+/* ---- the precise-timer heap ------------------------------------------------------------- */
+
+static void heap_set(struct coil__pheap *h, uint32_t i, struct coil__ptimer *t)
+{
+    h->v[i] = t;
+    t->pos = i + 1;
+}
+
+static void heap_up(struct coil__pheap *h, uint32_t i)
+{
+    struct coil__ptimer *t = h->v[i];
+    while (i > 0) {
+        uint32_t parent = (i - 1) / 2;
+        if (h->v[parent]->due_ns <= t->due_ns)
+            break;
+        heap_set(h, i, h->v[parent]);
+        i = parent;
+    }
+    heap_set(h, i, t);
+}
+
+static void heap_down(struct coil__pheap *h, uint32_t i)
+{
+    struct coil__ptimer *t = h->v[i];
+    for (;;) {
+        uint32_t l = 2 * i + 1, m = i;
+        uint64_t due = t->due_ns;
+        if (l < h->n && h->v[l]->due_ns < due) {
+            m = l;
+            due = h->v[l]->due_ns;
+        }
+        if (l + 1 < h->n && h->v[l + 1]->due_ns < due)
+            m = l + 1;
+        if (m == i)
+            break;
+        heap_set(h, i, h->v[m]);
+        i = m;
+    }
+    heap_set(h, i, t);
+}
+
+int coil__pheap_push(struct coil__pheap *h, struct coil_walloc *wa, struct coil__ptimer *t,
+                     uint64_t due_ns)
+{
+    assert(t->pos == 0);
+    if (h->n == h->cap) {
+        uint32_t cap = h->cap ? h->cap * 2 : 64;
+        struct coil__ptimer **v = coil__wrealloc(wa, h->v, cap * sizeof(*v));
+        if (!v)
+            return -ENOMEM;
+        h->v = v;
+        h->cap = cap;
+    }
+    t->due_ns = due_ns;
+    h->v[h->n++] = t;
+    heap_up(h, h->n - 1);
+    return 0;
+}
+
+void coil__pheap_remove(struct coil__pheap *h, struct coil__ptimer *t)
+{
+    if (!t->pos)
+        return;
+    uint32_t i = t->pos - 1;
+    assert(i < h->n && h->v[i] == t);
+    t->pos = 0;
+    struct coil__ptimer *last = h->v[--h->n];
+    if (i == h->n)
+        return;
+    h->v[i] = last;
+    last->pos = i + 1;
+    if (i > 0 && h->v[(i - 1) / 2]->due_ns > last->due_ns)
+        heap_up(h, i);
+    else
+        heap_down(h, i);
+}
+
+void coil__pheap_fini(struct coil__pheap *h, struct coil_walloc *wa)
+{
+    coil__wfree(wa, h->v);
+    h->v = NULL;
+    h->n = h->cap = 0;
 }

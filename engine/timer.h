@@ -47,4 +47,30 @@ void coil__wheel_advance(struct coil__wheel *w, uint64_t now_ms,
 /* Milliseconds from now until the next tick that has timers to look at; UINT64_MAX if none. */
 uint64_t coil__wheel_timeout(const struct coil__wheel *w);
 
+/*
+ * Precise timers: a binary min-heap on a nanosecond due time, for timers a handler waits on
+ * (a 1 ms delay must be 1 ms, not a tick). Intrusive like the wheel's: t->pos is the timer's
+ * heap index + 1 (0: not armed), so removing any timer is O(log n). The array grows from walloc
+ * and is kept; only push can fail (-ENOMEM). Owned by one worker; not thread-safe.
+ */
+struct coil_walloc;
+struct coil__ptimer {
+    uint64_t due_ns;                               /* CLOCK_MONOTONIC */
+    uint32_t pos;                                  /* heap index + 1; 0 when not armed */
+    void (*cb)(struct coil__ptimer *t, void *ctx); /* called by the owner once due */
+};
+struct coil__pheap {
+    struct coil__ptimer **v;
+    uint32_t n;   /* armed timers */
+    uint32_t cap; /* entries allocated */
+};
+int coil__pheap_push(struct coil__pheap *h, struct coil_walloc *wa, struct coil__ptimer *t,
+                     uint64_t due_ns);                                  /* t must not be armed */
+void coil__pheap_remove(struct coil__pheap *h, struct coil__ptimer *t); /* no-op if unarmed */
+static inline struct coil__ptimer *coil__pheap_min(const struct coil__pheap *h)
+{
+    return h->n ? h->v[0] : 0;
+}
+void coil__pheap_fini(struct coil__pheap *h, struct coil_walloc *wa);
+
 #endif

@@ -230,8 +230,48 @@ static void test_steady_state(void)
     coil__walloc_fini(&w);
 }
 
+/* A deferred request takes the arena's chunks: what was allocated stays valid and readable in
+ * the new owner, the old arena starts again from nothing, and both free everything. */
+static void test_move(void)
+{
+    struct coil_walloc wa;
+    CHECK(coil__walloc_init(&wa) == 0);
+    struct coil_arena a, b;
+    CHECK(coil__arena_init(&a, &wa, 1024) == 0);
+    CHECK(!coil__arena_used(&a));
+    char *small = coil__arena_alloc(&a, 100);
+    char *large = coil__arena_alloc(&a, 5000); /* a chunk of its own */
+    CHECK(small && large);
+    memset(small, 'a', 100);
+    memset(large, 'b', 5000);
+    CHECK(coil__arena_used(&a));
+    coil__arena_move(&a, &b);
+    CHECK(!coil__arena_used(&a));
+    CHECK(small[99] == 'a' && large[4999] == 'b');
+    char *more = coil__arena_alloc(&b, 200); /* the new owner goes on bumping */
+    CHECK(more);
+    memset(more, 'c', 200);
+    coil__arena_reset(&a);                    /* empty: nothing to do */
+    char *again = coil__arena_alloc(&a, 300); /* makes a first chunk again */
+    CHECK(again && again != small);
+    memset(again, 'd', 300);
+    CHECK(small[0] == 'a' && more[199] == 'c');
+    coil__arena_fini(&b);
+    coil__arena_fini(&a);
+    struct coil_arena e;
+    coil__arena_init_empty(&e, &wa, 64);
+    CHECK(!coil__arena_used(&e));
+    coil__arena_fini(&e); /* never allocated: frees nothing */
+    coil__arena_init_empty(&e, &wa, 64);
+    CHECK(coil__arena_alloc(&e, 10) && coil__arena_alloc(&e, 1000));
+    coil__arena_fini(&e);
+    CHECK(wa.nalloc == wa.nfree);
+    coil__walloc_fini(&wa);
+}
+
 int main(void)
 {
+    test_move();
     test_alignment();
     test_many_small();
     test_large();
