@@ -225,10 +225,11 @@ void coil_json_null(struct coil_json *j);
  * copy, valid until the end). Use req and res only from callbacks that run on the worker that
  * received the request.
  *
- * Abort: if the client goes away (end of file, reset, a failed send), the request waits longer
- * than --handler-timeout (the client gets 504), or the drain deadline passes, on_abort runs once
- * and req/res are gone when it returns. Every timer or job reply started with this request as
- * its owner (below) is dropped with it, so owner-bound callbacks may keep pointers into
+ * Abort: if the client goes away (end of file, reset, a failed send), the response is not
+ * started within --handler-timeout (the client gets 504; a streamed response must instead write
+ * a piece at least that often, else the connection closes), or the drain deadline passes, on_abort
+ * runs once and req/res are gone when it returns. Every timer or job reply started with this
+ * request as its owner (below) is dropped with it, so owner-bound callbacks may keep pointers into
  * coil_req_alloc memory. Something that finishes a response from outside such callbacks keeps
  * the coil_defer handle and asks coil_defer_res, which answers NULL once the request is gone.
  *
@@ -279,9 +280,10 @@ int coil_res_write(struct coil_res *res, const void *data, size_t len);
 int coil_res_on_writable(struct coil_res *res, void (*fn)(void *ud), void *ud);
 
 /*
- * One-shot timers on the calling worker: fn(ud) runs once, ms milliseconds from now (10 ms
- * resolution, never early). With an owner request, the timer is cancelled when that request
- * is finished or aborted. Returns a handle ({0}: out of memory or not on a worker thread).
+ * One-shot timers on the calling worker: fn(ud) runs once, ms milliseconds from now (never
+ * early; late only by what the worker is busy with). With an owner request (which must have
+ * deferred: coil_res_defer first), the timer is cancelled when that request is finished or
+ * aborted. Returns a handle ({0}: out of memory or not on a worker thread).
  * coil_timer_cancel returns 0 if it stopped the timer, -ENOENT if it already ran or was
  * cancelled (a stale handle is always safe).
  */
@@ -346,7 +348,8 @@ int coil_job_broadcast(coil_job_fn fn, const void *payload, size_t len);
  * owner request, a reply that comes back after the request is finished or aborted is dropped
  * (on_reply does not run), so ud may point into coil_req_alloc memory. Replies are never lost
  * to a full channel: they wait on the replying worker until there is room. Same errors as
- * coil_job_post; on an error nothing was queued and on_reply will not run.
+ * coil_job_post (and -EINVAL for an owner that has not deferred); on an error nothing was
+ * queued and on_reply will not run.
  */
 struct coil_reply;
 typedef void (*coil_call_fn)(void *payload, size_t len, struct coil_reply *reply);

@@ -65,7 +65,7 @@ static const struct optdef opts[] = {
     {"drain-timeout", "COIL_DRAIN_TIMEOUT", K_DUR, F(drain_timeout_ms), 0, 86400000,
      "graceful shutdown before open connections are forced closed"},
     {"handler-timeout", "COIL_HANDLER_TIMEOUT", K_DUR, F(handler_timeout_ms), 1, 86400000,
-     "a deferred response not finished by then is aborted (504)"},
+     "a deferred response not started by then gets 504; a stream idle that long is closed"},
 };
 
 static const char *const defaults_text[] = {

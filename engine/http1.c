@@ -767,10 +767,13 @@ static void resume(struct coil__worker *w, struct coil_conn *c)
     c->flags &= (uint16_t)~CONN_PAUSED;
     if (c->in) {
         uint32_t bo = c->in->prog.body_off;
+        /* A head held behind a deferred request had no deadline while it waited: its header
+         * timeout starts now. One paused for output keeps the deadline it had. */
+        bool was_timed = c->read_deadline != 0;
         c->flags |= CONN_BUSY;
         run_partial(w, c);
         c->flags &= (uint16_t)~CONN_BUSY;
-        after_input(w, c, true, bo);
+        after_input(w, c, was_timed, bo);
     } else {
         after_input(w, c, false, 0);
     }

@@ -366,6 +366,14 @@ static void on_deadline(struct coil__timer *t, void *ctx)
 
 /* ---- streaming -------------------------------------------------------------------------- */
 
+/* A stream lives as long as it makes progress: --handler-timeout bounds the wait for its head
+ * and then each wait between two pieces, so a long Server-Sent Events stream is not cut. */
+static void rearm_deadline(struct coil__worker *w, struct coil__rq *rq)
+{
+    if (rq->waiting)
+        coil__timer_at(w, &rq->deadline, w->now_ms + w->app->cfg.handler_timeout_ms);
+}
+
 int coil_res_length(struct coil_res *res, uint64_t len)
 {
     struct coil__rq *rq = res->rq;
@@ -391,6 +399,8 @@ int coil_res_stream(struct coil_res *res)
         return -EPIPE; /* the connection failed: rq was aborted with it */
     if (err < 0)
         rq->streaming = false;
+    else
+        rearm_deadline(res->w, rq);
     return err;
 }
 
@@ -413,6 +423,7 @@ int coil_res_write(struct coil_res *res, const void *data, size_t len)
     if (err < 0)
         return err;
     rq->written += len;
+    rearm_deadline(res->w, rq);
     return 0;
 }
 
