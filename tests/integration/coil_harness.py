@@ -33,7 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OPTION_ENV = (
     "COIL_PORT", "COIL_BIND", "COIL_WORKERS", "COIL_MAX_CONNS", "COIL_MAX_HEADER_BYTES",
     "COIL_MAX_HEADERS", "COIL_MAX_BODY_BYTES", "COIL_HEADER_TIMEOUT", "COIL_BODY_TIMEOUT",
-    "COIL_IDLE_TIMEOUT", "COIL_WRITE_TIMEOUT", "COIL_DRAIN_TIMEOUT",
+    "COIL_IDLE_TIMEOUT", "COIL_WRITE_TIMEOUT", "COIL_DRAIN_TIMEOUT", "COIL_HANDLER_TIMEOUT",
 )
 
 LISTEN_RE = re.compile(r"^coil: listening on (\S+):(\d+) with (\d+) workers?$")
@@ -127,8 +127,10 @@ class Server:
     """One coil process. args are passed as given, followed by --port 0 --bind 127.0.0.1 unless
     add_addr is False; env entries are added to a cleaned copy of the environment."""
 
-    def __init__(self, args=(), env=None, add_addr=True, ready_timeout=READY_TIMEOUT):
-        self.argv = [coil_bin()] + [str(a) for a in args]
+    def __init__(self, args=(), env=None, add_addr=True, ready_timeout=READY_TIMEOUT,
+                 program=None):
+        # program: another binary built on the engine (testapp_bin()); the demo by default
+        self.argv = [program or coil_bin()] + [str(a) for a in args]
         if add_addr:
             self.argv += ["--port", "0", "--bind", "127.0.0.1"]
         self.log = []  # lines of stdout ("out| ") and stderr, in arrival order
@@ -615,6 +617,13 @@ class CoilTestCase(unittest.TestCase):
 
     def start(self, *args, env=None, add_addr=True, expect_exit=0):
         srv = Server(args, env=env, add_addr=add_addr)
+        self._servers.append(srv)
+        self.addCleanup(self._stop_checked, srv, expect_exit)
+        return srv
+
+    def start_app(self, *args, env=None, add_addr=True, expect_exit=0):
+        """Like start(), for testapp (tests/integration/testapp.c) instead of the demo."""
+        srv = Server(args, env=env, add_addr=add_addr, program=testapp_bin())
         self._servers.append(srv)
         self.addCleanup(self._stop_checked, srv, expect_exit)
         return srv

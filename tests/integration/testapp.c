@@ -11,14 +11,52 @@
  *                "X-Fail-Status" (a number, default 422) once more than N bytes have arrived.
  *   GET /greeting   the --greeting option
  *   GET /started    how many workers ran the start hook
+ *
+ * Requests that wait (coil_res_defer and what a deferred handler waits on):
+ *   GET /hang          defers and never finishes; its on_abort counts into /aborts
+ *   GET /aborts        how many on_abort calls ran (all workers), as text
+ *   GET /later/:ms     finishes from a timer owned by the request, ms 0..10000: "later <ms>"
+ *                      (ms read again from the request after the defer), header X-Worker
+ *   GET /call/:target  asks worker target with coil_job_call; the reply finishes the response
+ *                      with {"from":caller,"to":replier,"back":worker running the reply};
+ *                      400 when coil_job_call refuses the target (-EINVAL)
+ *   GET /handle/:ms    keeps only the coil_defer handle (coil_malloc'd) and finishes it from an
+ *                      owner-less timer: "handle <ms>"; a handle whose request is gone
+ *                      (coil_defer_res NULL) counts into /stale
+ *   GET /stale         that count, as text
+ *   GET /cancel        an owner-less timer cancelled at once: coil_timer_cancel must say 0 then
+ *                      -ENOENT; "ok", or 500 naming what differed
+ *   GET /pipe          watches a pipe (coil_watch) that a timer writes "ping" into; on readable
+ *                      reads, unwatches, closes and answers "pong:ping"
+ *   GET /stream?mb=N   streams N MiB (0..2048, default 1), chunked: byte i is i % 251, in
+ *                      64 KiB coil_res_write calls, waiting for on_writable on -EAGAIN
+ *   GET /stream-len?mb=N  the same with coil_res_length (Content-Length framing)
+ *   GET /overlong      Content-Length 10 streamed: a write past the length must be -EMSGSIZE
+ *   GET /status/:code  answers that status synchronously with the body "status <code>"
+ *   POST /echo-later/:ms  answers from a timer with what it reads from the request after the
+ *                      defer: the body (as the body), the path (X-Path), query parameter q
+ *                      (X-Q) and header X-Tag (X-Tag)
+ *   GET /defer-fail    defers with /hang's on_abort, then returns -EIO: 500, no abort
+ *   GET /stats         the engine's counters (requests, open, deferred, waiting, aborted) and
+ *                      this program's: aborts, stale, late_watch (watch callbacks after
+ *                      coil_unwatch), stream_aborts, writable (on_writable calls), pending
+ *                      (coil_malloc'd waits not yet freed), errors (contract checks that
+ *                      failed) and first_error
+ * On exit main prints "testapp: exit status=S aborts=A stale=N stream_aborts=T errors=E" to
+ * stderr.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* pipe2 */
+#endif
 #include <coil.h>
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *greeting = "hello";
 static atomic_uint started;
@@ -103,6 +141,542 @@ static int count_started(struct coil_req *req, struct coil_res *res, void *ud)
     return coil_res_text(res, 200, "text/plain", out);
 }
 
+/* ---- requests that wait --------------------------------------------------------------------- */
+
+static atomic_ulong aborts;        /* /hang on_abort calls */
+static atomic_ulong stale;         /* /handle timers that found their request gone */
+static atomic_ulong late_watch;    /* watch callbacks after coil_unwatch */
+static atomic_ulong stream_aborts; /* /stream on_abort calls */
+static atomic_ulong writable;      /* /stream on_writable calls */
+static atomic_long pending;        /* coil_malloc'd objects not yet freed (/handle, /pipe) */
+static atomic_ulong errors;        /* contract checks that failed */
+static _Atomic(const char *) first_error;
+
+static void contract_error(const char *what)
+{
+    const char *none = NULL;
+    atomic_fetch_add(&errors, 1);
+    atomic_compare_exchange_strong(&first_error, &none, what);
+    fprintf(stderr, "testapp: contract check failed: %s\n", what);
+}
+#define STR2(x) #x
+#define STR(x) STR2(x)
+#define CHECK(cond)                                                                           \
+    do {                                                                                      \
+        if (!(cond))                                                                          \
+            contract_error("line " STR(__LINE__) ": " #cond);                                 \
+    } while (0)
+
+/* A decimal number of at most 10 digits, no sign: 0 and *out, or -EINVAL / -ERANGE. */
+static int parse_num(struct coil_str s, unsigned long max, unsigned long *out)
+{
+    if (!s.ptr || s.len == 0 || s.len > 10)
+        return -EINVAL;
+    unsigned long v = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        if (s.ptr[i] < '0' || s.ptr[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (unsigned long)(s.ptr[i] - '0');
+    }
+    if (v > max)
+        return -ERANGE;
+    *out = v;
+    return 0;
+}
+
+static int text_num(struct coil_res *res, unsigned long v)
+{
+    char out[32];
+    snprintf(out, sizeof(out), "%lu", v);
+    return coil_res_text(res, 200, "text/plain", out);
+}
+
+static void hang_abort(void *ud)
+{
+    atomic_fetch_add(&aborts, 1);
+}
+
+static int hang(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    return coil_res_defer(res, hang_abort, NULL).id ? 0 : -ENOMEM;
+}
+
+static int count_aborts(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    return text_num(res, atomic_load(&aborts));
+}
+
+static int count_stale(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    return text_num(res, atomic_load(&stale));
+}
+
+/* /later/:ms */
+struct later {
+    struct coil_req *req;
+    struct coil_res *res;
+};
+
+static void later_fire(void *ud)
+{
+    struct later *l = ud;
+    /* read again after the defer: the request's own copy */
+    struct coil_str ms = coil_req_param(l->req, "ms");
+    char body[48], w[16];
+    snprintf(body, sizeof(body), "later %.*s", ms.ptr ? (int)ms.len : 0, ms.ptr ? ms.ptr : "");
+    snprintf(w, sizeof(w), "%u", coil_worker_id());
+    CHECK(coil_res_header(l->res, "X-Worker", w) == 0);
+    CHECK(coil_res_text(l->res, 200, "text/plain", body) == 0);
+    CHECK(coil_res_finish(l->res) == 0);
+}
+
+static int later(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    unsigned long ms;
+    if (parse_num(coil_req_param(req, "ms"), 10000, &ms) < 0)
+        return coil_res_text(res, 400, "text/plain", "ms must be 0..10000\n");
+    struct coil_defer d = coil_res_defer(res, NULL, NULL);
+    if (!d.id)
+        return -ENOMEM;
+    CHECK(coil_res_defer(res, NULL, NULL).id == 0); /* twice: refused */
+    CHECK(coil_defer_res(d) == res);
+    CHECK(coil_defer_req(d) == req);
+    struct later *l = coil_req_alloc(req, sizeof(*l));
+    if (!l)
+        return -ENOMEM;
+    l->req = req;
+    l->res = res;
+    return coil_timer_after(req, ms, later_fire, l).id ? 0 : -ENOMEM;
+}
+
+/* /call/:target */
+struct call {
+    struct coil_res *res;
+    unsigned from;
+};
+
+static void call_job(void *payload, size_t len, struct coil_reply *reply)
+{
+    uint32_t me = coil_worker_id(), target = UINT32_MAX;
+    CHECK(len == sizeof(target));
+    if (len == sizeof(target))
+        memcpy(&target, payload, sizeof(target));
+    CHECK(target == me);
+    CHECK(coil_reply(reply, &me, sizeof(me)) == 0);
+    CHECK(coil_reply(reply, &me, sizeof(me)) == -EALREADY);
+}
+
+static void call_back(int err, const void *data, size_t len, void *ud)
+{
+    struct call *c = ud;
+    if (err != 0 || len != sizeof(uint32_t)) {
+        char why[64];
+        snprintf(why, sizeof(why), "reply err %d len %zu\n", err, len);
+        CHECK(coil_res_text(c->res, 500, "text/plain", why) == 0);
+        CHECK(coil_res_finish(c->res) == 0);
+        return;
+    }
+    uint32_t to;
+    memcpy(&to, data, sizeof(to));
+    struct coil_json *j = coil_res_json(c->res);
+    coil_json_object_open(j);
+    coil_json_key(j, "from");
+    coil_json_uint(j, c->from);
+    coil_json_key(j, "to");
+    coil_json_uint(j, to);
+    coil_json_key(j, "back");
+    coil_json_uint(j, coil_worker_id());
+    coil_json_object_close(j);
+    CHECK(coil_res_finish(c->res) == 0);
+}
+
+static int call(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    unsigned long target;
+    if (parse_num(coil_req_param(req, "target"), 1000000, &target) < 0)
+        return coil_res_text(res, 400, "text/plain", "target must be a worker number\n");
+    if (!coil_res_defer(res, NULL, NULL).id)
+        return -ENOMEM;
+    struct call *c = coil_req_alloc(req, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    c->res = res;
+    c->from = coil_worker_id();
+    uint32_t t = (uint32_t)target;
+    int err = coil_job_call(req, (unsigned)target, call_job, &t, sizeof(t), call_back, c);
+    if (err == -EINVAL) { /* finished at once, from the handler itself */
+        CHECK(coil_res_text(res, 400, "text/plain", "no such worker\n") == 0);
+        CHECK(coil_res_finish(res) == 0);
+        return 0;
+    }
+    return err; /* 0, or the defer is cancelled: 500 */
+}
+
+/* /handle/:ms: only the handle is kept, in the worker's heap */
+struct handle_wait {
+    struct coil_defer d;
+    unsigned long ms;
+};
+
+static void handle_fire(void *ud)
+{
+    struct handle_wait *h = ud;
+    struct coil_res *res = coil_defer_res(h->d);
+    if (!res) {
+        CHECK(coil_defer_req(h->d) == NULL);
+        atomic_fetch_add(&stale, 1);
+    } else {
+        CHECK(coil_defer_req(h->d) != NULL);
+        char body[32];
+        snprintf(body, sizeof(body), "handle %lu", h->ms);
+        CHECK(coil_res_text(res, 200, "text/plain", body) == 0);
+        CHECK(coil_res_finish(res) == 0);
+        CHECK(coil_defer_res(h->d) == NULL); /* finished: the handle is stale now */
+        CHECK(coil_defer_req(h->d) == NULL);
+    }
+    coil_free(h);
+    atomic_fetch_sub(&pending, 1);
+}
+
+static int handle(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    unsigned long ms;
+    if (parse_num(coil_req_param(req, "ms"), 10000, &ms) < 0)
+        return coil_res_text(res, 400, "text/plain", "ms must be 0..10000\n");
+    struct handle_wait *h = coil_malloc(sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->d = coil_res_defer(res, NULL, NULL);
+    h->ms = ms;
+    if (!h->d.id || !coil_timer_after(NULL, ms, handle_fire, h).id) {
+        coil_free(h);
+        return -ENOMEM;
+    }
+    atomic_fetch_add(&pending, 1);
+    return 0;
+}
+
+/* /cancel */
+static void never(void *ud)
+{
+    contract_error("a cancelled timer ran");
+}
+
+static int cancel(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    struct coil_timer t = coil_timer_after(NULL, 50, never, NULL);
+    if (!t.id)
+        return coil_res_text(res, 500, "text/plain", "coil_timer_after failed\n");
+    int a = coil_timer_cancel(t), b = coil_timer_cancel(t);
+    int f = coil_res_finish(res); /* not deferred */
+    if (a == 0 && b == -ENOENT && f == -EINVAL)
+        return coil_res_text(res, 200, "text/plain", "ok");
+    char why[96];
+    snprintf(why, sizeof(why), "cancel said %d then %d (want 0, %d); finish said %d (want %d)\n", a,
+             b, -ENOENT, f, -EINVAL);
+    return coil_res_text(res, 500, "text/plain", why);
+}
+
+/* /pipe */
+struct pipe_wait {
+    struct coil_res *res;
+    int rfd, wfd;
+    struct coil_watch w;
+    bool done;
+};
+
+static void pipe_free(void *ud)
+{
+    coil_free(ud);
+    atomic_fetch_sub(&pending, 1);
+}
+
+static void pipe_close(struct pipe_wait *p)
+{
+    CHECK(coil_unwatch(p->w) == 0);
+    CHECK(coil_unwatch(p->w) == -ENOENT);
+    CHECK(coil_watch_update(p->w, COIL_READABLE) == -ENOENT);
+    close(p->rfd);
+    close(p->wfd);
+    p->done = true;
+    p->res = NULL;
+    /* Kept a little longer, so that a callback after coil_unwatch is counted (late_watch)
+     * rather than being a use after free. */
+    if (!coil_timer_after(NULL, 200, pipe_free, p).id)
+        pipe_free(p);
+}
+
+static void pipe_ready(int fd, unsigned events, void *ud)
+{
+    struct pipe_wait *p = ud;
+    if (p->done) {
+        atomic_fetch_add(&late_watch, 1);
+        return;
+    }
+    CHECK(fd == p->rfd);
+    char buf[16];
+    ssize_t n = -1;
+    if (events & COIL_READABLE) {
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EAGAIN)
+            return; /* not ready after all: the watch stays */
+    }
+    struct coil_res *res = p->res;
+    pipe_close(p);
+    char body[48];
+    if (n > 0)
+        snprintf(body, sizeof(body), "pong:%.*s", (int)n, buf);
+    else
+        snprintf(body, sizeof(body), "events %u read %zd\n", events, n);
+    CHECK(coil_res_text(res, n > 0 ? 200 : 500, "text/plain", body) == 0);
+    CHECK(coil_res_finish(res) == 0);
+}
+
+static void pipe_write(void *ud)
+{
+    struct pipe_wait *p = ud;
+    CHECK(write(p->wfd, "ping", 4) == 4);
+}
+
+static void pipe_abort(void *ud)
+{
+    struct pipe_wait *p = ud;
+    if (!p->done)
+        pipe_close(p);
+}
+
+static int pipe_route(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    int fds[2];
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -errno;
+    struct pipe_wait *p = coil_malloc(sizeof(*p));
+    if (!p) {
+        close(fds[0]);
+        close(fds[1]);
+        return -ENOMEM;
+    }
+    atomic_fetch_add(&pending, 1);
+    *p = (struct pipe_wait){.res = res, .rfd = fds[0], .wfd = fds[1]};
+    if (!coil_res_defer(res, pipe_abort, p).id) {
+        close(fds[0]);
+        close(fds[1]);
+        pipe_free(p);
+        return -ENOMEM;
+    }
+    p->w = coil_watch(p->rfd, COIL_READABLE, pipe_ready, p);
+    if (!p->w.id) {
+        close(fds[0]);
+        close(fds[1]);
+        pipe_free(p);
+        return -ENOMEM; /* cancels the defer: on_abort does not run */
+    }
+    CHECK(coil_watch_update(p->w, COIL_READABLE) == 0);
+    if (!coil_timer_after(req, 20, pipe_write, p).id) {
+        pipe_close(p);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* /stream, /stream-len: byte i of the body is i % 251 */
+#define PIECE (64 * 1024)
+static unsigned char pattern[PIECE + 251];
+
+struct stream_out {
+    struct coil_res *res;
+    uint64_t total, sent;
+};
+
+static void stream_writable(void *ud);
+
+static void stream_pump(void *ud)
+{
+    struct stream_out *so = ud;
+    while (so->sent < so->total) {
+        size_t n = so->total - so->sent < PIECE ? (size_t)(so->total - so->sent) : PIECE;
+        int r = coil_res_write(so->res, pattern + so->sent % 251, n);
+        if (r == -EAGAIN) {
+            CHECK(coil_res_on_writable(so->res, stream_writable, so) == 0);
+            return;
+        }
+        if (r < 0) {
+            contract_error("coil_res_write failed in /stream");
+            break;
+        }
+        so->sent += n;
+    }
+    CHECK(coil_res_finish(so->res) == 0);
+}
+
+static void stream_writable(void *ud)
+{
+    atomic_fetch_add(&writable, 1);
+    stream_pump(ud);
+}
+
+static void stream_abort(void *ud)
+{
+    atomic_fetch_add(&stream_aborts, 1);
+}
+
+static int stream_out(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    bool with_length = ud != NULL;
+    unsigned long mb = 1;
+    struct coil_str v;
+    int r = coil_req_query_param(req, "mb", &v);
+    if (r < 0 || (r == 1 && parse_num(v, 2048, &mb) < 0))
+        return coil_res_text(res, 400, "text/plain", "mb must be 0..2048\n");
+    if (!coil_res_defer(res, stream_abort, NULL).id)
+        return -ENOMEM;
+    CHECK(coil_res_write(res, "x", 1) == -EINVAL); /* before coil_res_stream */
+    struct stream_out *so = coil_req_alloc(req, sizeof(*so));
+    if (!so)
+        return -ENOMEM;
+    *so = (struct stream_out){.res = res, .total = (uint64_t)mb << 20};
+    if ((r = coil_res_header(res, "Content-Type", "application/octet-stream")) < 0)
+        return r;
+    if (with_length && (r = coil_res_length(res, so->total)) < 0)
+        return r;
+    if ((r = coil_res_stream(res)) < 0)
+        return r;
+    stream_pump(so);
+    return 0;
+}
+
+static int overlong(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    if (!coil_res_defer(res, NULL, NULL).id)
+        return -ENOMEM;
+    int r;
+    if ((r = coil_res_length(res, 10)) < 0 || (r = coil_res_stream(res)) < 0)
+        return r;
+    CHECK(coil_res_write(res, "01234", 5) == 0);
+    CHECK(coil_res_write(res, "56789", 5) == 0);
+    CHECK(coil_res_write(res, "x", 1) == -EMSGSIZE);
+    CHECK(coil_res_finish(res) == 0);
+    return 0;
+}
+
+/* POST /echo-later/:ms: the request's body, path, query and a header read after the defer */
+struct echo_later {
+    struct coil_req *req;
+    struct coil_res *res;
+};
+
+static void echo_later_fire(void *ud)
+{
+    struct echo_later *e = ud;
+    struct coil_str tag = coil_req_header(e->req, "x-tag"), path = coil_req_path(e->req);
+    struct coil_str body = coil_req_body(e->req), q = {NULL, 0};
+    CHECK(coil_req_query_param(e->req, "q", &q) >= 0);
+    CHECK(coil_res_headern(e->res, "X-Tag", 5, tag.ptr ? tag.ptr : "", tag.len) == 0);
+    CHECK(coil_res_headern(e->res, "X-Path", 6, path.ptr, path.len) == 0);
+    CHECK(coil_res_headern(e->res, "X-Q", 3, q.ptr ? q.ptr : "", q.len) == 0);
+    CHECK(coil_res_header(e->res, "Content-Type", "application/octet-stream") == 0);
+    CHECK(coil_res_body(e->res, body.ptr, body.len) == 0);
+    CHECK(coil_res_finish(e->res) == 0);
+}
+
+static int echo_later(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    unsigned long ms;
+    if (parse_num(coil_req_param(req, "ms"), 10000, &ms) < 0)
+        return coil_res_text(res, 400, "text/plain", "ms must be 0..10000\n");
+    if (!coil_res_defer(res, NULL, NULL).id)
+        return -ENOMEM;
+    struct echo_later *e = coil_req_alloc(req, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->req = req;
+    e->res = res;
+    return coil_timer_after(req, ms, echo_later_fire, e).id ? 0 : -ENOMEM;
+}
+
+/* GET /defer-fail: defers (with /hang's on_abort), then fails: 500, and on_abort must not run */
+static int defer_fail(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    if (!coil_res_defer(res, hang_abort, NULL).id)
+        return -ENOMEM;
+    return -EIO;
+}
+
+static int status_route(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    unsigned long code;
+    if (parse_num(coil_req_param(req, "code"), 599, &code) < 0 || code < 100)
+        return coil_res_text(res, 400, "text/plain", "code must be 100..599\n");
+    char body[32];
+    snprintf(body, sizeof(body), "status %lu", code);
+    return coil_res_text(res, (int)code, "text/plain", body);
+}
+
+static int stats(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    struct coil_stats s;
+    coil_stats_get(&s);
+    struct coil_json *j = coil_res_json(res);
+    coil_json_object_open(j);
+    coil_json_key(j, "requests");
+    coil_json_uint(j, s.requests);
+    coil_json_key(j, "open");
+    coil_json_uint(j, s.open);
+    coil_json_key(j, "deferred");
+    coil_json_uint(j, s.deferred);
+    coil_json_key(j, "waiting");
+    coil_json_uint(j, s.waiting);
+    coil_json_key(j, "aborted");
+    coil_json_uint(j, s.aborted);
+    coil_json_key(j, "workers");
+    coil_json_uint(j, coil_worker_count());
+    coil_json_key(j, "aborts");
+    coil_json_uint(j, atomic_load(&aborts));
+    coil_json_key(j, "stale");
+    coil_json_uint(j, atomic_load(&stale));
+    coil_json_key(j, "late_watch");
+    coil_json_uint(j, atomic_load(&late_watch));
+    coil_json_key(j, "stream_aborts");
+    coil_json_uint(j, atomic_load(&stream_aborts));
+    coil_json_key(j, "writable");
+    coil_json_uint(j, atomic_load(&writable));
+    coil_json_key(j, "pending");
+    coil_json_int(j, atomic_load(&pending));
+    coil_json_key(j, "errors");
+    coil_json_uint(j, atomic_load(&errors));
+    coil_json_key(j, "first_error");
+    const char *fe = atomic_load(&first_error);
+    if (fe)
+        coil_json_string(j, fe);
+    else
+        coil_json_null(j);
+    coil_json_object_close(j);
+    return 0;
+}
+
+static int wait_routes(struct coil_app *app)
+{
+    for (size_t i = 0; i < sizeof(pattern); i++)
+        pattern[i] = (unsigned char)(i % 251);
+    int err = 0;
+    err |= coil_route(app, "GET", "/hang", hang, NULL);
+    err |= coil_route(app, "GET", "/aborts", count_aborts, NULL);
+    err |= coil_route(app, "GET", "/later/:ms", later, NULL);
+    err |= coil_route(app, "GET", "/call/:target", call, NULL);
+    err |= coil_route(app, "GET", "/handle/:ms", handle, NULL);
+    err |= coil_route(app, "GET", "/stale", count_stale, NULL);
+    err |= coil_route(app, "GET", "/cancel", cancel, NULL);
+    err |= coil_route(app, "GET", "/pipe", pipe_route, NULL);
+    err |= coil_route(app, "GET", "/stream", stream_out, NULL);
+    err |= coil_route(app, "GET", "/stream-len", stream_out, (void *)1);
+    err |= coil_route(app, "GET", "/overlong", overlong, NULL);
+    err |= coil_route(app, "GET", "/status/:code", status_route, NULL);
+    err |= coil_route(app, "POST", "/echo-later/:ms", echo_later, NULL);
+    err |= coil_route(app, "GET", "/defer-fail", defer_fail, NULL);
+    err |= coil_route(app, "GET", "/stats", stats, NULL);
+    return err ? -1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     struct coil_app *app = coil_app_create(argc, argv);
@@ -117,9 +691,13 @@ int main(int argc, char **argv)
         coil_route(app, "GET", "/started", count_started, NULL) < 0 ||
         coil_app_option(app, "greeting", "TESTAPP_GREETING", "TEXT", "what /greeting says",
                         set_greeting, NULL) < 0 ||
-        coil_app_on_worker(app, on_start, NULL, NULL) < 0) {
+        coil_app_on_worker(app, on_start, NULL, NULL) < 0 || wait_routes(app) < 0) {
         fprintf(stderr, "testapp: set-up failed\n");
         return 1;
     }
-    return coil_app_run(app);
+    int status = coil_app_run(app);
+    fprintf(stderr, "testapp: exit status=%d aborts=%lu stale=%lu stream_aborts=%lu errors=%lu\n",
+            status, atomic_load(&aborts), atomic_load(&stale), atomic_load(&stream_aborts),
+            atomic_load(&errors));
+    return status;
 }
