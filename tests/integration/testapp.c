@@ -33,6 +33,9 @@
  *   GET /stream-len?mb=N  the same with coil_res_length (Content-Length framing)
  *   GET /overlong      Content-Length 10 streamed: a write past the length must be -EMSGSIZE
  *   GET /status/:code  answers that status synchronously with the body "status <code>"
+ *   GET /huge/static   a whole body one byte over COIL_BODY_MAX set without copying (never read:
+ *                      the engine must refuse it with 500); /huge/copy the same with
+ *                      coil_res_body, which must refuse it (-EMSGSIZE)
  *   POST /echo-later/:ms  answers from a timer with what it reads from the request after the
  *                      defer: the body (as the body), the path (X-Path), query parameter q
  *                      (X-Q) and header X-Tag (X-Tag)
@@ -161,10 +164,10 @@ static void contract_error(const char *what)
 }
 #define STR2(x) #x
 #define STR(x) STR2(x)
-#define CHECK(cond)                                                                           \
-    do {                                                                                      \
-        if (!(cond))                                                                          \
-            contract_error("line " STR(__LINE__) ": " #cond);                                 \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            contract_error("line " STR(__LINE__) ": " #cond);                                      \
     } while (0)
 
 /* A decimal number of at most 10 digits, no sign: 0 and *out, or -EINVAL / -ERANGE. */
@@ -654,6 +657,21 @@ static int stats(struct coil_req *req, struct coil_res *res, void *ud)
     return 0;
 }
 
+/* A body past COIL_BODY_MAX: the pointer is a small static buffer, so a server that read it
+ * would run off its end (ASan would say so) instead of refusing. */
+static int huge(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    static const char tiny[16];
+    size_t len = (size_t)COIL_BODY_MAX + 1;
+    if (ud) {
+        int err = coil_res_body(res, tiny, len);
+        if (err != -EMSGSIZE)
+            return coil_res_text(res, 200, "text/plain", "coil_res_body took it");
+        return err;
+    }
+    return coil_res_body_static(res, tiny, len);
+}
+
 static int wait_routes(struct coil_app *app)
 {
     for (size_t i = 0; i < sizeof(pattern); i++)
@@ -671,6 +689,8 @@ static int wait_routes(struct coil_app *app)
     err |= coil_route(app, "GET", "/stream-len", stream_out, (void *)1);
     err |= coil_route(app, "GET", "/overlong", overlong, NULL);
     err |= coil_route(app, "GET", "/status/:code", status_route, NULL);
+    err |= coil_route(app, "GET", "/huge/static", huge, NULL);
+    err |= coil_route(app, "GET", "/huge/copy", huge, (void *)1);
     err |= coil_route(app, "POST", "/echo-later/:ms", echo_later, NULL);
     err |= coil_route(app, "GET", "/defer-fail", defer_fail, NULL);
     err |= coil_route(app, "GET", "/stats", stats, NULL);
