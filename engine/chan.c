@@ -14,8 +14,11 @@
  * sends one IORING_OP_MSG_RING to the target's ring (from its own ring: SINGLE_ISSUER holds), or
  * writes the target's eventfd where MSG_RING is missing. The target clears the flag before it
  * drains, so a job published after the drain started always brings a new wake-up.
- * `jobs_outstanding` counts posted-but-not-run jobs over all workers, so shutdown can tell when
- * no job is left anywhere.
+ * `jobs_outstanding` counts posted-but-not-run jobs (and replies waiting for room) over all
+ * workers, so shutdown can tell when no job is left anywhere. The workers leave only by closing
+ * it: one compare-and-swap from 0 to COIL_JOBS_CLOSED, after which every post is refused with
+ * -ESHUTDOWN, so a timer or watch still running on a worker cannot queue a job for a worker that
+ * has already gone (which would never run it, and would keep the others waiting).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -77,6 +80,28 @@ void coil__jobs_reclaim(struct coil__worker *w)
         reclaim(w, chan_at(w->app, w->id, dst));
 }
 
+bool coil__jobs_count(struct coil_app *app)
+{
+    uint64_t v = atomic_load_explicit(&app->jobs_outstanding, memory_order_relaxed);
+    do {
+        if (v & COIL_JOBS_CLOSED)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&app->jobs_outstanding, &v, v + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return true;
+}
+
+bool coil__jobs_close(struct coil_app *app, bool force)
+{
+    if (force) {
+        atomic_fetch_or(&app->jobs_outstanding, COIL_JOBS_CLOSED);
+        return true;
+    }
+    uint64_t zero = 0;
+    return atomic_compare_exchange_strong(&app->jobs_outstanding, &zero, COIL_JOBS_CLOSED) ||
+           (zero & COIL_JOBS_CLOSED);
+}
+
 int coil_job_post(unsigned target, coil_job_fn fn, const void *payload, size_t len)
 {
     struct coil__worker *w = coil__self;
@@ -85,8 +110,6 @@ int coil_job_post(unsigned target, coil_job_fn fn, const void *payload, size_t l
     struct coil_app *app = w->app;
     if (target >= app->nworkers || !fn)
         return -EINVAL;
-    if (w->phase == PHASE_EXIT)
-        return -ESHUTDOWN;
     struct coil__chan *ch = chan_at(app, w->id, target);
     uint32_t head = atomic_load_explicit(&ch->head, memory_order_relaxed);
     if (head - ch->reclaim > ch->mask) {
@@ -94,9 +117,15 @@ int coil_job_post(unsigned target, coil_job_fn fn, const void *payload, size_t l
         if (head - ch->reclaim > ch->mask)
             return -EAGAIN;
     }
+    /* Counted before it is visible, so the runner's decrement can never come first; refused
+     * once the workers have agreed to exit, since no one would run it. */
+    if (!coil__jobs_count(app))
+        return -ESHUTDOWN;
     struct coil__job *job = coil__walloc(&w->wa, sizeof(*job) + len);
-    if (!job)
+    if (!job) {
+        atomic_fetch_sub_explicit(&app->jobs_outstanding, 1, memory_order_release);
         return -ENOMEM;
+    }
     job->fn = fn;
     job->len = len;
     job->src = w->id;
@@ -104,8 +133,6 @@ int coil_job_post(unsigned target, coil_job_fn fn, const void *payload, size_t l
         memcpy(job->data, payload, len);
     ch->slots[head & ch->mask] = job;
     w->jobs_unreclaimed++;
-    /* Counted before it is visible, so the runner's decrement can never come first. */
-    atomic_fetch_add_explicit(&app->jobs_outstanding, 1, memory_order_relaxed);
     atomic_store_explicit(&ch->head, head + 1, memory_order_release);
     if (target == w->id)
         w->jobs_due = true;
@@ -257,14 +284,13 @@ static int send_reply(const struct call *call, int err, const void *data, size_t
     if (len)
         memcpy(m->data, data, len);
     int r = coil_job_post(call->src, run_reply, m, size);
-    if (r == -EAGAIN || r == -ENOMEM) {
+    /* Waiting for room, it counts as a queued job, so shutdown waits for it. */
+    if ((r == -EAGAIN || r == -ENOMEM) && coil__jobs_count(w->app)) {
         b->target = call->src;
         b->len = size;
         b->next = w->replies;
         w->replies = b;
         w->nreplies++;
-        /* Shutdown waits for it like for a queued job. */
-        atomic_fetch_add_explicit(&w->app->jobs_outstanding, 1, memory_order_relaxed);
         return 0;
     }
     coil__wfree(&w->wa, b);
@@ -333,7 +359,7 @@ int coil_job_call(struct coil_req *owner, unsigned target, coil_call_fn fn, cons
     uint64_t id = 0;
     if (owner) {
         struct coil__rq *rq = owner->rq;
-        if (!rq || !rq->deferred || rq->aborted)
+        if (!rq || !rq->deferred || rq->aborted || rq->finished)
             return -EINVAL; /* the owner must have deferred: it outlives its handler */
         id = ((uint64_t)rq->idx << 32) | rq->gen;
     }

@@ -161,7 +161,7 @@ struct coil_str coil_req_body(const struct coil_req *req);
 #define COIL_REQ_STATE_BYTES 32
 void *coil_req_state(struct coil_req *req);
 
-/* Memory valid until the handler returns (request arena). NULL if out of memory. */
+/* Memory valid until the response is finished (request arena). NULL if out of memory. */
 void *coil_req_alloc(struct coil_req *req, size_t size);
 
 /* ---- response --------------------------------------------------------------------------- */

@@ -160,6 +160,7 @@ enum framing {
     FRAME_LENGTH,  /* Content-Length: len */
     FRAME_CHUNKED, /* Transfer-Encoding: chunked; the body follows in pieces */
     FRAME_CLOSE,   /* HTTP/1.0 stream of unknown length: ends when the connection closes */
+    FRAME_NONE,    /* a streamed HEAD or body-less status without a length: no framing header */
 };
 
 struct resp {
@@ -309,16 +310,18 @@ int coil__http1_stream_head(struct coil__worker *w, struct coil_conn *c, struct 
 {
     const struct coil_res *res = &rq->res;
     bool keep = keep_open(w, c, rq);
+    rq->no_body = rq->head || !status_has_body(status);
     enum framing f = FRAME_CHUNKED;
     if (rq->length)
         f = FRAME_LENGTH;
+    else if (rq->no_body)
+        f = FRAME_NONE; /* nothing follows the head: no framing to announce */
     else if (!rq->http11) {
         f = FRAME_CLOSE; /* an HTTP/1.0 client knows no chunks: the close ends the body */
         keep = false;
     }
     rq->keep = keep;
-    rq->chunked = f == FRAME_CHUNKED && status_has_body(status) && !rq->head;
-    rq->no_body = rq->head || !status_has_body(status);
+    rq->chunked = f == FRAME_CHUNKED;
     struct resp r = {.status = status,
                      .hdrs = res->hdrs,
                      .nhdrs = res->nhdrs,
@@ -359,6 +362,10 @@ void coil__http1_stream_end(struct coil__worker *w, struct coil_conn *c, struct 
 {
     if (c->rq == rq)
         c->rq = NULL;
+    /* Its head promised keep-alive before the drain began: nothing may be left to send that
+     * would close it later, so close after it now unless requests are held behind it. */
+    if (w->phase != PHASE_RUN && !held(c))
+        rq->keep = false;
     if (rq->chunked) {
         char *p = coil__conn_reserve(w, c, 5);
         if (!p) {
@@ -777,7 +784,9 @@ static void resume(struct coil__worker *w, struct coil_conn *c)
     } else {
         after_input(w, c, false, 0);
     }
-    if (c->flags & (CONN_CLOSING | CONN_PAUSED | CONN_CLOSE_AFTER | CONN_EOF) || c->rq)
+    /* Read on, even behind a request that now waits (after_input paused if too much is held):
+     * a client that goes away must be noticed. */
+    if (c->flags & (CONN_CLOSING | CONN_PAUSED | CONN_CLOSE_AFTER | CONN_EOF))
         return;
     coil__conn_unpause(w, c);
 }

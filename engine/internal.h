@@ -148,7 +148,7 @@ struct coil__proto {
     void (*on_eof)(struct coil__worker *w, struct coil_conn *c);
     /* The read deadline (c->read_deadline) passed while reading was not paused. */
     void (*on_read_timeout)(struct coil__worker *w, struct coil_conn *c);
-    /* A send completed and nothing more is in flight. */
+    /* A send completed in full; queued output (if any) has just been submitted behind it. */
     void (*on_sent)(struct coil__worker *w, struct coil_conn *c);
     /* Scheduled with coil__conn_schedule: runs at the end of the batch, before the flush. */
     void (*on_resume)(struct coil__worker *w, struct coil_conn *c);
@@ -261,7 +261,7 @@ struct coil__rq {
     bool streaming;     /* coil_res_stream sent the head */
     bool chunked;       /* streaming with chunked framing */
     bool no_body;       /* streaming a HEAD or body-less status: pieces are dropped */
-    bool want_writable; /* coil_res_write said -EAGAIN */
+    bool want_writable; /* coil_res_write said -EAGAIN (the handler timeout waits meanwhile) */
     bool waiting;       /* counted in coil_stats.waiting */
     uint64_t length;    /* coil_res_length + 1; 0: none */
     uint64_t written;   /* body bytes streamed */
@@ -512,6 +512,10 @@ unsigned coil__jobs_run(struct coil__worker *w); /* inbound; returns jobs run */
 void coil__jobs_reclaim(struct coil__worker *w); /* outbound memory of run jobs */
 void coil__jobs_wake(struct coil__worker *w);    /* wake targets posted to this batch */
 void coil__replies_retry(struct coil__worker *w);
+#define COIL_JOBS_CLOSED (UINT64_C(1) << 63) /* in jobs_outstanding: no more posts */
+bool coil__jobs_count(struct coil_app *app); /* one more outstanding; false once closed */
+/* Closes jobs_outstanding if no job is left (force: regardless); true once it is closed. */
+bool coil__jobs_close(struct coil_app *app, bool force);
 void coil__replies_free(struct coil__worker *w);
 
 #endif

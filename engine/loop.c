@@ -213,8 +213,9 @@ static void check_phase(struct coil__worker *w)
             atomic_fetch_add(&app->done, 1);
         }
     }
-    if (w->phase == PHASE_JOBS && atomic_load(&app->done) == app->nworkers &&
-        atomic_load(&app->jobs_outstanding) == 0)
+    if (w->phase == PHASE_JOBS &&
+        (stop >= 2 ? coil__jobs_close(app, true)
+                   : atomic_load(&app->done) == app->nworkers && coil__jobs_close(app, false)))
         w->phase = PHASE_EXIT;
 }
 

@@ -227,7 +227,8 @@ static bool header_text_ok(const char *s, size_t n, bool is_name)
 int coil_res_headern(struct coil_res *res, const char *name, size_t name_len, const char *value,
                      size_t value_len)
 {
-    if (!header_text_ok(name, name_len, true) || !header_text_ok(value, value_len, false))
+    if (name_len > UINT32_MAX || value_len > UINT32_MAX || !header_text_ok(name, name_len, true) ||
+        !header_text_ok(value, value_len, false))
         return -EINVAL;
     if (engine_header(name, name_len))
         return -EPERM;

@@ -208,8 +208,10 @@ static struct coil__rq *after_defer(struct coil__worker *w, struct coil_conn *c,
                                     struct coil__rq *rq, int hrc)
 {
     w->rq_spare = NULL; /* rq is the request's now */
-    if (rq->finished && rq->streaming) {
-        release(w, rq); /* ended inside the handler: already on its way */
+    if (rq->aborted || (rq->finished && rq->streaming)) {
+        /* Aborted under a stream call (its connection failed; on_abort ran), or ended inside
+         * the handler and already on its way. */
+        release(w, rq);
         return NULL;
     }
     if (hrc < 0 && rq->streaming) {
@@ -298,7 +300,7 @@ int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status
 
 static void end_stream(struct coil__worker *w, struct coil__rq *rq)
 {
-    if (rq->length && rq->written != rq->length - 1)
+    if (rq->length && !rq->no_body && rq->written != rq->length - 1)
         rq->keep = false; /* short of its Content-Length: only a close can tell the client */
     coil__http1_stream_end(w, rq->conn, rq);
 }
@@ -332,15 +334,21 @@ int coil_res_finish(struct coil_res *res)
     return 0;
 }
 
-void coil__request_abort(struct coil__worker *w, struct coil__rq *rq, int status)
+/* The request dies: its handle goes stale, its timers go, and on_abort runs (once). */
+static void run_abort(struct coil__worker *w, struct coil__rq *rq)
 {
-    if (rq->aborted)
-        return;
     rq->aborted = true;
     STAT_INC(w, aborted);
     coil__timers_drop_owner(w, rq);
     if (rq->on_abort)
         rq->on_abort(rq->abort_ud);
+}
+
+void coil__request_abort(struct coil__worker *w, struct coil__rq *rq, int status)
+{
+    if (rq->aborted)
+        return;
+    run_abort(w, rq);
     struct coil_conn *c = rq->conn;
     if (status && c->rq == rq) {
         coil__conn_hold(c);
@@ -365,6 +373,18 @@ static void on_deadline(struct coil__timer *t, void *ctx)
 }
 
 /* ---- streaming -------------------------------------------------------------------------- */
+
+/*
+ * The connection failed under a stream call. A request waiting on it was aborted and released
+ * by the codec already; one still in its handler is not attached yet, so it is aborted here,
+ * and on_abort has run when the caller sees -EPIPE, as coil.h says (after_defer frees it).
+ */
+static int stream_failed(struct coil__worker *w, struct coil__rq *rq, bool in_handler)
+{
+    if (in_handler && !rq->aborted)
+        run_abort(w, rq);
+    return -EPIPE;
+}
 
 /* A stream lives as long as it makes progress: --handler-timeout bounds the wait for its head
  * and then each wait between two pieces, so a long Server-Sent Events stream is not cut. */
@@ -391,16 +411,18 @@ int coil_res_stream(struct coil_res *res)
     int status = res->status ? res->status : 200;
     if (status < 200)
         return -EINVAL;
+    struct coil__worker *w = res->w;
     struct coil_conn *c = rq->conn;
+    bool in_handler = rq->in_handler;
     rq->streaming = true;
     coil__conn_hold(c);
-    int err = coil__http1_stream_head(res->w, c, rq, status);
-    if (!coil__conn_release(res->w, c))
-        return -EPIPE; /* the connection failed: rq was aborted with it */
+    int err = coil__http1_stream_head(w, c, rq, status);
+    if (!coil__conn_release(w, c))
+        return stream_failed(w, rq, in_handler); /* rq and res may be gone: touch neither */
     if (err < 0)
         rq->streaming = false;
     else
-        rearm_deadline(res->w, rq);
+        rearm_deadline(w, rq);
     return err;
 }
 
@@ -411,19 +433,23 @@ int coil_res_write(struct coil_res *res, const void *data, size_t len)
         return -EINVAL;
     if (rq->length && len > rq->length - 1 - rq->written)
         return -EMSGSIZE;
+    struct coil__worker *w = res->w;
     if (coil__conn_queued(rq->conn) > COIL_STREAM_HIGH) {
+        /* The client is slow, not the handler: while it drains, the write timeout governs. */
         rq->want_writable = true;
+        coil__timer_cancel(&w->wheel, &rq->deadline);
         return -EAGAIN;
     }
     struct coil_conn *c = rq->conn;
+    bool in_handler = rq->in_handler;
     coil__conn_hold(c);
-    int err = coil__http1_stream_piece(res->w, c, rq, data, len);
-    if (!coil__conn_release(res->w, c))
-        return -EPIPE; /* the connection failed: rq was aborted with it */
+    int err = coil__http1_stream_piece(w, c, rq, data, len);
+    if (!coil__conn_release(w, c))
+        return stream_failed(w, rq, in_handler); /* rq and res may be gone: touch neither */
     if (err < 0)
         return err;
     rq->written += len;
-    rearm_deadline(res->w, rq);
+    rearm_deadline(w, rq);
     return 0;
 }
 
@@ -440,6 +466,7 @@ int coil_res_on_writable(struct coil_res *res, void (*fn)(void *ud), void *ud)
 void coil__request_writable(struct coil__worker *w, struct coil__rq *rq)
 {
     rq->want_writable = false;
+    rearm_deadline(w, rq);
     if (rq->on_writable)
         rq->on_writable(rq->writable_ud);
 }

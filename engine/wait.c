@@ -64,7 +64,7 @@ struct coil_timer coil_timer_after(struct coil_req *owner, uint64_t ms, void (*f
     if (!w || !fn || ms > UINT64_MAX / 2000000u)
         return none;
     struct coil__rq *rq = owner ? owner->rq : NULL;
-    if (owner && (!rq || !rq->deferred || rq->aborted))
+    if (owner && (!rq || !rq->deferred || rq->aborted || rq->finished))
         return none; /* only a deferred request outlives its handler */
     uint32_t idx, gen;
     struct coil__utimer *t = coil__slab_get(&w->utimers, &idx, &gen);
@@ -119,10 +119,10 @@ void coil__timers_drop_owner(struct coil__worker *w, struct coil__rq *rq)
 struct watch {
     int fd;
     uint32_t idx, gen;
-    unsigned events;  /* COIL_READABLE | COIL_WRITABLE */
-    bool armed;       /* a poll is in flight */
-    bool closing;     /* unwatched: freed once nothing is in flight */
-    uint8_t inflight; /* the poll and a removal */
+    unsigned events;   /* COIL_READABLE | COIL_WRITABLE */
+    bool armed;        /* a poll is in flight */
+    bool closing;      /* unwatched: freed once nothing is in flight */
+    uint32_t inflight; /* polls and removals that will still complete */
     coil_watch_fn fn;
     void *ud;
 };

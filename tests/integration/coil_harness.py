@@ -66,6 +66,10 @@ def testapp_bin():
     return built_bin("COIL_TESTAPP", "tests", "coil_testapp")
 
 
+def whitebox_bin():
+    return built_bin("COIL_WHITEBOX", "tests", "coil_whitebox")
+
+
 def clean_env(extra=None):
     env = {k: v for k, v in os.environ.items() if k not in OPTION_ENV}
     if extra:
