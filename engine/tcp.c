@@ -488,8 +488,9 @@ static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
     c->out = NULL;
     c->write_deadline = 0;
     if (c->pend && c->pend->len) {
+        coil__conn_hold(c); /* a failed submit aborts it: keep the slot until we are done */
         flush(w, c);
-        if (c->flags & CONN_CLOSING)
+        if (!coil__conn_release(w, c))
             return;
     } else if (c->flags & CONN_CLOSE_AFTER) {
         begin_linger(w, c);
