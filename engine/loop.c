@@ -362,8 +362,11 @@ static void wait_and_handle(struct coil__worker *w)
     }
     struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = (long long)ns};
     struct io_uring_cqe *cqe;
+    /* A timer already due: do not sleep, but still enter for events, since with DEFER_TASKRUN
+     * completions are only posted when the ring is entered to get them (a plain submit would
+     * starve every socket while timers keep coming due). */
     int r = ns ? io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL)
-               : io_uring_submit(&w->ring);
+               : io_uring_submit_and_get_events(&w->ring);
     if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN)
         coil__log("worker %u: io_uring_enter: %s", w->id, strerror(-r));
     update_clock(w);

@@ -13,6 +13,9 @@
 - A Content-Length stream finished during the drain, with nothing left to send, left its
   connection open until the drain timeout.
 - The handler timeout cut a stream whose client read slowly, while the handler could not write.
+- While a handler timer was always due (an SSE stream with no pause between events), the loop
+  submitted without entering for events, and with DEFER_TASKRUN no other socket's completion
+  was ever posted: every other connection starved.
 """
 
 import signal
@@ -103,6 +106,16 @@ class RegressTest(CoilTestCase):
         self.assertTrue(rs[0].has_token("Connection", "close") or how == "eof", rs)
         self.assertEqual(srv.wait_exit(15), 0, srv.log_text())  # not the 60 s drain timeout
         self.assertEqual(srv.sanitizer_lines(), [], srv.log_text())
+
+    def test_always_due_timers_do_not_starve_other_connections(self):
+        # Every worker re-arms a 0 ms timer for ever: one is always due.
+        srv = self.start_wb(env={"WB_TICK": "1", "WB_TICK_MS": "0"})
+        for _ in range(20):
+            c = Conn(srv.port)
+            r = c.request("GET", "/ok")
+            c.close()
+            self.assertEqual((r.status, r.body), (200, b"ok"), r)
+        self.finish_wb(srv)
 
     def test_slow_reader_not_cut_by_handler_timeout(self):
         # The handler timeout is 50 ms; the client reads nothing for a second, so the stream

@@ -7,7 +7,9 @@
  *   GET /lenlater     a Content-Length stream: its 5 bytes written at once, finished 300 ms later
  *   GET /streamfail   from a timer: coil_res_stream with the WB_FAIL_N-th allocation failing
  *   GET /streamfail2  the same inside the handler
- *   WB_TICK=1         every worker runs a 1 ms timer, for ever, that posts a job to the next
+ *   GET /ok           "ok", at once
+ *   WB_TICK=1         every worker runs a 1 ms timer (WB_TICK_MS, 0: always due), for ever, that
+ *                     posts a job to the next
  * It prints "whitebox: ..." lines the tests read, and its counters at exit.
  */
 #include <coil.h>
@@ -21,6 +23,7 @@
 static atomic_ulong aborts, epipe, posts_refused;
 static unsigned long fail_n;
 static bool ticking;
+static unsigned tick_ms = 1;
 
 static void count_abort(void *ud)
 {
@@ -91,6 +94,13 @@ static int streamfail2(struct coil_req *req, struct coil_res *res, void *ud)
     return 0;
 }
 
+static int ok(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    (void)req;
+    (void)ud;
+    return coil_res_text(res, 200, "text/plain", "ok");
+}
+
 static void noop_job(void *payload, size_t len, unsigned worker)
 {
     (void)payload;
@@ -104,7 +114,7 @@ static void tick(void *ud)
     unsigned target = (coil_worker_id() + 1) % coil_worker_count();
     if (coil_job_post(target, noop_job, NULL, 0) == -ESHUTDOWN)
         atomic_fetch_add(&posts_refused, 1);
-    coil_timer_after(NULL, 1, tick, NULL);
+    coil_timer_after(NULL, tick_ms, tick, NULL);
 }
 
 static void on_start(unsigned worker, void *ud)
@@ -112,7 +122,7 @@ static void on_start(unsigned worker, void *ud)
     (void)worker;
     (void)ud;
     if (ticking)
-        coil_timer_after(NULL, 1, tick, NULL);
+        coil_timer_after(NULL, tick_ms, tick, NULL);
 }
 
 int main(int argc, char **argv)
@@ -120,10 +130,14 @@ int main(int argc, char **argv)
     const char *f = getenv("WB_FAIL_N");
     fail_n = f ? strtoul(f, NULL, 10) : 0;
     ticking = getenv("WB_TICK") != NULL;
+    const char *ms = getenv("WB_TICK_MS");
+    if (ms)
+        tick_ms = (unsigned)strtoul(ms, NULL, 10);
     struct coil_app *app = coil_app_create(argc, argv);
     if (coil_route(app, "GET", "/lenlater", lenlater, NULL) < 0 ||
         coil_route(app, "GET", "/streamfail", streamfail, NULL) < 0 ||
         coil_route(app, "GET", "/streamfail2", streamfail2, NULL) < 0 ||
+        coil_route(app, "GET", "/ok", ok, NULL) < 0 ||
         coil_app_on_worker(app, on_start, NULL, NULL) < 0)
         return 1;
     int status = coil_app_run(app);
