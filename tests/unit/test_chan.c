@@ -404,10 +404,20 @@ static void test_errors(void)
     CHECK(coil_job_post(UINT32_MAX, on_nop_job, &byte, 1) == -EINVAL);
     CHECK(coil_job_post(0, NULL, &byte, 1) == -EINVAL);
     CHECK(coil_job_broadcast(NULL, &byte, 1) == -EINVAL);
-    w2->phase = PHASE_EXIT;
+    /* Once the workers have agreed to exit (jobs_outstanding closed), every post is refused:
+     * nobody would run it. Closing only succeeds with no job outstanding. */
+    CHECK(coil__jobs_close(app, false));
     CHECK(coil_job_post(0, on_nop_job, &byte, 1) == -ESHUTDOWN);
-    w2->phase = PHASE_RUN;
+    CHECK(coil_job_post(2, on_nop_job, &byte, 1) == -ESHUTDOWN);
+    CHECK(coil_job_broadcast(on_nop_job, &byte, 1) == NW - 1);
+    atomic_store(&app->jobs_outstanding, 0); /* reopened for the rest of the test */
     CHECK(w2->wa.nalloc == 0 && outstanding(app) == 0); /* refusals allocate nothing */
+    CHECK(coil_job_post(0, on_nop_job, &byte, 1) == 0);
+    CHECK(!coil__jobs_close(app, false)); /* one outstanding: not closed */
+    run_on(app, 0);
+    coil__self = w2;
+    CHECK(outstanding(app) == 0);
+    coil__jobs_reclaim(w2);
 
     /* Broadcast: every worker but the caller. */
     memset(g_ran_on, 0, sizeof(g_ran_on));
