@@ -145,7 +145,8 @@ static void cancel_accept(struct coil__worker *w)
 {
     struct io_uring_sqe *sqe = coil__sqe(w);
     if (!sqe)
-        return; /* closing the listener still ends the accept */
+        return; /* it stays armed until the ring exits: what it accepts while draining is
+                 * closed at once (on_accept) */
     io_uring_prep_cancel64(sqe, UD(OP_ACCEPT, 0, 0), 0);
     io_uring_sqe_set_data64(sqe, UD(OP_IGNORE, 0, 0));
 }
