@@ -60,26 +60,7 @@ struct coil_app *coil_app_create(int argc, char **argv)
         fprintf(stderr, "coil: out of memory\n");
         exit(1);
     }
-    struct coil__config *c = &app->cfg;
-    strcpy(c->bind, "0.0.0.0");
-    c->port = 8080;
-    c->workers = 0; /* the CPUs we may run on, decided at run */
-    c->max_conns = 16384;
-    c->lim.max_header_bytes = 8192;
-    c->lim.max_headers = 100;
-    c->lim.max_body_bytes = 1u << 20;
-    c->header_timeout_ms = 10000;
-    c->body_timeout_ms = 30000;
-    c->idle_timeout_ms = 60000;
-    c->write_timeout_ms = 30000;
-    c->drain_timeout_ms = 30000;
-    c->handler_timeout_ms = 30000;
-    c->linger_ms = 2000;
-    c->recv_buf_size = 16384;
-    c->recv_buf_count = 512;
-    c->io_buf_size = 16384;
-    c->max_pending_out = 256 * 1024;
-    c->chan_capacity = 4096;
+    coil__config_defaults(&app->cfg);
     app->argc = argc;
     app->argv = argv;
     app->router = coil__router_create();

@@ -72,6 +72,30 @@ static const char *const defaults_text[] = {
     "8080", "0.0.0.0", "CPUs", "16384", "8K", "100", "1M", "10s", "30s", "60s", "30s", "30s", "30s",
 };
 
+void coil__config_defaults(struct coil__config *c)
+{
+    memset(c, 0, sizeof(*c));
+    strcpy(c->bind, "0.0.0.0");
+    c->port = 8080;
+    c->workers = 0; /* the CPUs we may run on, decided at run */
+    c->max_conns = 16384;
+    c->lim.max_header_bytes = 8192;
+    c->lim.max_headers = 100;
+    c->lim.max_body_bytes = 1u << 20;
+    c->header_timeout_ms = 10000;
+    c->body_timeout_ms = 30000;
+    c->idle_timeout_ms = 60000;
+    c->write_timeout_ms = 30000;
+    c->drain_timeout_ms = 30000;
+    c->handler_timeout_ms = 30000;
+    c->linger_ms = 2000;
+    c->recv_buf_size = 16384;
+    c->recv_buf_count = 512;
+    c->io_buf_size = 16384;
+    c->max_pending_out = 256 * 1024;
+    c->chan_capacity = 4096;
+}
+
 static void usage(const struct coil_app *app, FILE *f)
 {
     fprintf(f, "usage: %s [options]\n\noptions (each also read from the variable shown):\n",

@@ -248,21 +248,26 @@ static bool keep_open(struct coil__worker *w, struct coil_conn *c, const struct 
     return true;
 }
 
+/* The head of rq's response: status, its headers, the Connection header; no body yet. */
+static struct resp resp_of(const struct coil__rq *rq, int status, bool keep)
+{
+    return (struct resp){.status = status,
+                         .hdrs = rq->res.hdrs,
+                         .nhdrs = rq->res.nhdrs,
+                         .framing = FRAME_LENGTH,
+                         .head = rq->head,
+                         .close = !keep,
+                         .keepalive = keep && rq->ka10};
+}
+
 int coil__http1_respond(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
                         int status)
 {
-    const struct coil_res *res = &rq->res;
     bool keep = keep_open(w, c, rq);
-    struct resp r = {.status = status,
-                     .hdrs = res->hdrs,
-                     .nhdrs = res->nhdrs,
-                     .body = res->body,
-                     .body_len = res->body_len,
-                     .length = res->body_len,
-                     .framing = FRAME_LENGTH,
-                     .head = rq->head,
-                     .close = !keep,
-                     .keepalive = keep && rq->ka10};
+    struct resp r = resp_of(rq, status, keep);
+    r.body = rq->res.body;
+    r.body_len = rq->res.body_len;
+    r.length = rq->res.body_len;
     int err = write_response(w, c, &r);
     if (err < 0)
         return err;
@@ -308,7 +313,6 @@ void coil__http1_finish(struct coil__worker *w, struct coil_conn *c, struct coil
 int coil__http1_stream_head(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
                             int status)
 {
-    const struct coil_res *res = &rq->res;
     bool keep = keep_open(w, c, rq);
     rq->no_body = rq->head || !status_has_body(status);
     enum framing f = FRAME_CHUNKED;
@@ -322,14 +326,9 @@ int coil__http1_stream_head(struct coil__worker *w, struct coil_conn *c, struct 
     }
     rq->keep = keep;
     rq->chunked = f == FRAME_CHUNKED;
-    struct resp r = {.status = status,
-                     .hdrs = res->hdrs,
-                     .nhdrs = res->nhdrs,
-                     .length = rq->length ? rq->length - 1 : 0,
-                     .framing = f,
-                     .head = rq->head,
-                     .close = !keep,
-                     .keepalive = keep && rq->ka10};
+    struct resp r = resp_of(rq, status, keep);
+    r.length = rq->length ? rq->length - 1 : 0;
+    r.framing = f;
     int err = write_response(w, c, &r);
     if (err < 0)
         return err;

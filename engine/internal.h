@@ -63,6 +63,7 @@ struct coil__config {
     uint32_t chan_capacity;      /* jobs per channel (power of two) */
 };
 
+void coil__config_defaults(struct coil__config *c); /* the documented defaults */
 int coil__config_parse(struct coil_app *app, int argc, char **argv);
 void coil__options_free(struct coil_app *app);
 

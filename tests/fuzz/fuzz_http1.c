@@ -614,24 +614,11 @@ static void route(const char *method, const char *pattern, coil_handler h)
 static void app_init(void)
 {
     struct coil__config *c = &app.cfg;
+    coil__config_defaults(c);
     strcpy(c->bind, "127.0.0.1");
     c->workers = 1;
     c->max_conns = NPEERS;
-    c->lim.max_header_bytes = 8192;
-    c->lim.max_headers = 100;
-    c->lim.max_body_bytes = 1u << 20;
-    c->header_timeout_ms = 10000;
-    c->body_timeout_ms = 30000;
-    c->idle_timeout_ms = 60000;
-    c->write_timeout_ms = 30000;
-    c->drain_timeout_ms = 30000;
-    c->handler_timeout_ms = 30000;
-    c->linger_ms = 2000;
     c->recv_buf_size = RECV_MAX;
-    c->recv_buf_count = 512;
-    c->io_buf_size = 16384;
-    c->max_pending_out = 256 * 1024;
-    c->chan_capacity = 4096;
     app.router = coil__router_create();
     REQUIRE(app.router);
     route("GET", "/text", h_text);
