@@ -361,7 +361,7 @@ int coil_job_call(struct coil_req *owner, unsigned target, coil_call_fn fn, cons
         struct coil__rq *rq = owner->rq;
         if (!rq || !rq->deferred || rq->aborted || rq->finished)
             return -EINVAL; /* the owner must have deferred: it outlives its handler */
-        id = ((uint64_t)rq->idx << 32) | rq->gen;
+        id = coil__handle(w->id, rq->idx, rq->gen);
     }
     size_t size = sizeof(struct call) + len;
     struct call *call = coil__walloc(&w->wa, size);

@@ -237,7 +237,8 @@ void coil_json_null(struct coil_json *j);
  * read (up to a bound, then the connection stops reading) and run only after it is finished.
  */
 struct coil_defer {
-    uint64_t id; /* (slot, generation); 0 is never a live request */
+    uint64_t id; /* (worker, slot, generation); 0 is never a live request. Like every handle
+                  * here, it names something only on the worker that made it. */
 };
 typedef void (*coil_abort_fn)(void *ud);
 

@@ -201,6 +201,28 @@ void *coil__buf_grow(struct coil__worker *w, void *old, size_t hdr, size_t used,
 void coil__buf_free(struct coil__worker *w, void *p, uint8_t pooled);
 void coil__conn_partial_free(struct coil__worker *w, struct coil_conn *c);
 
+/* ---- handles given to handlers ---- */
+
+/*
+ * A handle on a worker's slab object, for coil_defer, coil_timer and coil_watch: the worker's
+ * index + 1 (11 bits), the slot (21 bits) and its generation (32 bits). The worker is part of
+ * it so a handle used on another worker names nothing there instead of an unrelated object.
+ */
+#define COIL_HANDLE_SLOTS (1u << 21)
+static inline uint64_t coil__handle(unsigned worker, uint32_t idx, uint32_t gen)
+{
+    return ((uint64_t)(worker + 1) << 53) | ((uint64_t)idx << 32) | gen;
+}
+/* The slot and generation of h if it belongs to worker; false otherwise. */
+static inline bool coil__handle_on(uint64_t h, unsigned worker, uint32_t *idx, uint32_t *gen)
+{
+    if ((h >> 53) != (uint64_t)worker + 1)
+        return false;
+    *idx = (uint32_t)(h >> 32) & (COIL_HANDLE_SLOTS - 1);
+    *gen = (uint32_t)h;
+    return true;
+}
+
 /* ---- HTTP/1.1 (http1.c) ---- */
 
 extern const struct coil__proto coil__http1;

@@ -82,7 +82,10 @@ struct coil__rq *coil__rq_at(struct coil__worker *w, uint64_t id)
 {
     if (!w || !id)
         return NULL;
-    struct coil__rq *rq = coil__slab_at(&w->rqs, (uint32_t)(id >> 32), (uint32_t)id);
+    uint32_t idx, gen;
+    if (!coil__handle_on(id, w->id, &idx, &gen))
+        return NULL;
+    struct coil__rq *rq = coil__slab_at(&w->rqs, idx, gen);
     if (!rq || !rq->deferred || rq->aborted || rq->finished)
         return NULL;
     return rq;
@@ -176,7 +179,7 @@ struct coil_defer coil_res_defer(struct coil_res *res, coil_abort_fn on_abort, v
     rq->writable_ud = NULL;
     rq->timers = NULL;
     rq->deadline.cb = on_deadline;
-    return (struct coil_defer){((uint64_t)rq->idx << 32) | rq->gen};
+    return (struct coil_defer){coil__handle(res->w->id, rq->idx, rq->gen)};
 }
 
 struct coil_res *coil_defer_res(struct coil_defer d)
@@ -482,10 +485,11 @@ int coil__request_start(struct coil__worker *w)
     w->hdrs = coil__walloc(&w->wa, sizeof(*w->hdrs) * cfg->lim.max_headers);
     if (!w->hdrs)
         return -ENOMEM;
-    /* Up to four waiting requests per connection's worth of slots; a full slab answers 503. */
+    /* Up to four waiting requests per connection's worth of slots, within what a handle can
+     * name; a full slab answers 503. */
     uint64_t max = (uint64_t)cfg->max_conns * 4;
     return coil__slab_init(&w->rqs, &w->wa, sizeof(struct coil__rq),
-                           (uint32_t)(max < (1u << 24) - 1 ? max : (1u << 24) - 1));
+                           (uint32_t)(max < COIL_HANDLE_SLOTS ? max : COIL_HANDLE_SLOTS));
 }
 
 void coil__request_stop(struct coil__worker *w)

@@ -22,15 +22,10 @@
 
 #include "internal.h"
 
-#define MAX_TIMERS (1u << 22)
+#define MAX_TIMERS COIL_HANDLE_SLOTS
 #define MAX_WATCHES (1u << 16)
 
 /* ---- timers ----------------------------------------------------------------------------- */
-
-static uint64_t handle(uint32_t idx, uint32_t gen)
-{
-    return ((uint64_t)idx << 32) | gen;
-}
 
 static void owner_unlink(struct coil__utimer *t)
 {
@@ -87,7 +82,7 @@ struct coil_timer coil_timer_after(struct coil_req *owner, uint64_t ms, void (*f
             rq->timers->owner_prev = t;
         rq->timers = t;
     }
-    return (struct coil_timer){handle(idx, gen)};
+    return (struct coil_timer){coil__handle(w->id, idx, gen)};
 }
 
 int coil_timer_cancel(struct coil_timer h)
@@ -95,7 +90,10 @@ int coil_timer_cancel(struct coil_timer h)
     struct coil__worker *w = coil__self;
     if (!w || !h.id)
         return -ENOENT;
-    struct coil__utimer *t = coil__slab_at(&w->utimers, (uint32_t)(h.id >> 32), (uint32_t)h.id);
+    uint32_t idx, gen;
+    if (!coil__handle_on(h.id, w->id, &idx, &gen))
+        return -ENOENT;
+    struct coil__utimer *t = coil__slab_at(&w->utimers, idx, gen);
     if (!t)
         return -ENOENT;
     coil__ptimer_cancel(w, &t->t);
@@ -215,14 +213,17 @@ struct coil_watch coil_watch(int fd, unsigned events, coil_watch_fn fn, void *ud
         coil__slab_put(&w->watches, idx);
         return none;
     }
-    return (struct coil_watch){handle(idx, gen)};
+    return (struct coil_watch){coil__handle(w->id, idx, gen)};
 }
 
 static struct watch *watch_at(struct coil__worker *w, struct coil_watch h)
 {
     if (!w || !h.id)
         return NULL;
-    struct watch *x = coil__slab_at(&w->watches, (uint32_t)(h.id >> 32), (uint32_t)h.id);
+    uint32_t idx, gen;
+    if (!coil__handle_on(h.id, w->id, &idx, &gen))
+        return NULL;
+    struct watch *x = coil__slab_at(&w->watches, idx, gen);
     return x && !x->closing ? x : NULL;
 }
 

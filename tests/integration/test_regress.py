@@ -13,6 +13,8 @@
 - A Content-Length stream finished during the drain, with nothing left to send, left its
   connection open until the drain timeout.
 - The handler timeout cut a stream whose client read slowly, while the handler could not write.
+- A coil_defer or coil_timer handle used on another worker could name that worker's own
+  request or timer in the same slot (handles now carry their worker).
 - While a handler timer was always due (an SSE stream with no pause between events), the loop
   submitted without entering for events, and with DEFER_TASKRUN no other socket's completion
   was ever posted: every other connection starved.
@@ -116,6 +118,19 @@ class RegressTest(CoilTestCase):
             c.close()
             self.assertEqual((r.status, r.body), (200, b"ok"), r)
         self.finish_wb(srv)
+
+    def test_handles_name_nothing_on_another_worker(self):
+        srv = self.start_app("--workers", "2")
+        for _ in range(8):  # waiting requests in the early slots of both workers
+            c = self.connect(srv)
+            c.send(request("GET", "/hang"))
+        wait_until(lambda: get_stats(srv.port)["waiting"] == 8, what="the /hang requests waiting")
+        for _ in range(10):
+            for _ in range(4):
+                c = Conn(srv.port)
+                r = c.request("GET", "/cross")
+                c.close()
+                self.assertEqual((r.status, r.body), (200, b"ok"), r)
 
     def test_slow_reader_not_cut_by_handler_timeout(self):
         # The handler timeout is 50 ms; the client reads nothing for a second, so the stream

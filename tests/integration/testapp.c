@@ -17,6 +17,8 @@
  *   GET /aborts        how many on_abort calls ran (all workers), as text
  *   GET /later/:ms     finishes from a timer owned by the request, ms 0..10000: "later <ms>"
  *                      (ms read again from the request after the defer), header X-Worker
+ *   GET /cross         sends its coil_defer and coil_timer handles to the next worker, which
+ *                      must find neither ("ok"; "bad" if a handle named something there)
  *   GET /call/:target  asks worker target with coil_job_call; the reply finishes the response
  *                      with {"from":caller,"to":replier,"back":worker running the reply};
  *                      400 when coil_job_call refuses the target (-EINVAL)
@@ -313,6 +315,53 @@ static int call(struct coil_req *req, struct coil_res *res, void *ud)
         return 0;
     }
     return err; /* 0, or the defer is cancelled: 500 */
+}
+
+/* /cross: this request's handles, used on the other worker, must name nothing there. That
+ * worker first arms a timer of its own, so a handle that ignored its worker would likely hit
+ * that timer's slot (or a waiting request's, with /hang open there). */
+struct cross_ids {
+    struct coil_defer d;
+    struct coil_timer t;
+};
+
+static void cross_idle(void *ud)
+{
+    (void)ud; /* cancelled, or dropped with its request */
+}
+
+static void cross_job(void *payload, size_t len, struct coil_reply *reply)
+{
+    struct cross_ids ids;
+    CHECK(len == sizeof(ids));
+    memcpy(&ids, payload, sizeof(ids));
+    struct coil_timer mine = coil_timer_after(NULL, 60000, cross_idle, NULL);
+    bool ok = coil_defer_res(ids.d) == NULL && coil_defer_req(ids.d) == NULL &&
+              coil_timer_cancel(ids.t) == -ENOENT;
+    CHECK(coil_timer_cancel(mine) == 0);
+    coil_reply(reply, ok ? "ok" : "bad", ok ? 2 : 3);
+}
+
+static void cross_back(int err, const void *data, size_t len, void *ud)
+{
+    struct coil_res *res = ud;
+    char out[16];
+    snprintf(out, sizeof(out), "%.*s", err ? 0 : (int)len, err ? "" : (const char *)data);
+    CHECK(coil_res_text(res, err ? 500 : 200, "text/plain", out) == 0);
+    CHECK(coil_res_finish(res) == 0);
+}
+
+static int cross(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    struct cross_ids ids;
+    ids.d = coil_res_defer(res, NULL, NULL);
+    if (!ids.d.id)
+        return -ENOMEM;
+    ids.t = coil_timer_after(req, 60000, cross_idle, NULL);
+    if (!ids.t.id)
+        return -ENOMEM;
+    unsigned other = (coil_worker_id() + 1) % coil_worker_count();
+    return coil_job_call(req, other, cross_job, &ids, sizeof(ids), cross_back, res);
 }
 
 /* /handle/:ms: only the handle is kept, in the worker's heap */
@@ -681,6 +730,7 @@ static int wait_routes(struct coil_app *app)
     err |= coil_route(app, "GET", "/aborts", count_aborts, NULL);
     err |= coil_route(app, "GET", "/later/:ms", later, NULL);
     err |= coil_route(app, "GET", "/call/:target", call, NULL);
+    err |= coil_route(app, "GET", "/cross", cross, NULL);
     err |= coil_route(app, "GET", "/handle/:ms", handle, NULL);
     err |= coil_route(app, "GET", "/stale", count_stale, NULL);
     err |= coil_route(app, "GET", "/cancel", cancel, NULL);
