@@ -41,7 +41,7 @@ class RegressTest(CoilTestCase):
             self.assertEqual(r.status, 500, (path, r))
         r = conn.request("GET", "/status/200")
         self.assertEqual(r.status, 200, r)  # the same connection still works
-        self.assertIn("stream it", srv.log_text())
+        wait_until(lambda: "stream it" in srv.log_text(), what="the log line saying why")
 
     def start_wb(self, *args, env=None):
         srv = Server(list(args) + ["--workers", "1"], env=env, program=whitebox_bin())
