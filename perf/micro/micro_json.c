@@ -7,7 +7,7 @@
  * the engine. Three documents: TechEmpower's {"message":"Hello, World!"}; one object of eleven
  * mixed fields with strings that need escaping (quotes, newline, tab, backslash) and UTF-8,
  * negative and fractional doubles, booleans and null; and /json/50 of the HttpArena demo (50
- * items shaped like ../shared/httparena/dataset.json, written by handlers/arena_items.c, the
+ * items shaped like HttpArena's dataset (tools/dataset), written by handlers/arena_items.c, the
  * handler's own code). Each output is compared byte for byte with the expected text first; for
  * the items that text is built independently with snprintf. ns/B is per output byte.
  */
