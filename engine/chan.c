@@ -290,7 +290,6 @@ static int send_reply(const struct call *call, int err, const void *data, size_t
         b->len = size;
         b->next = w->replies;
         w->replies = b;
-        w->nreplies++;
         return 0;
     }
     coil__wfree(&w->wa, b);
@@ -308,7 +307,6 @@ void coil__replies_retry(struct coil__worker *w)
             continue;
         }
         *pp = b->next;
-        w->nreplies--;
         atomic_fetch_sub_explicit(&w->app->jobs_outstanding, 1, memory_order_release);
         coil__wfree(&w->wa, b);
     }
@@ -321,7 +319,6 @@ void coil__replies_free(struct coil__worker *w)
         w->replies = b->next;
         coil__wfree(&w->wa, b);
     }
-    w->nreplies = 0;
 }
 
 static void run_call(void *payload, size_t len, unsigned worker)

@@ -361,10 +361,8 @@ void coil__http1_stream_end(struct coil__worker *w, struct coil_conn *c, struct 
 {
     if (c->rq == rq)
         c->rq = NULL;
-    /* Its head promised keep-alive before the drain began: nothing may be left to send that
-     * would close it later, so close after it now unless requests are held behind it. */
-    if (w->phase != PHASE_RUN && !held(c))
-        rq->keep = false;
+    /* The head was sent before a drain may have begun: decide again, as for any answer. */
+    rq->keep = keep_open(w, c, rq);
     if (rq->chunked) {
         char *p = coil__conn_reserve(w, c, 5);
         if (!p) {
@@ -887,7 +885,6 @@ static void on_drain(struct coil__worker *w, struct coil_conn *c)
 }
 
 const struct coil__proto coil__http1 = {
-    .name = "http/1.1",
     .on_data = on_data,
     .on_eof = on_eof,
     .on_read_timeout = on_read_timeout,

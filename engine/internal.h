@@ -142,7 +142,6 @@ struct coil_conn;
  * connection (coil__conn_abort, coil__conn_close_after) or pause reading.
  */
 struct coil__proto {
-    const char *name;
     /* n bytes arrived; data is valid only during the call. */
     void (*on_data)(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n);
     /* The peer shut its side; the transport has set CONN_EOF. */
@@ -391,6 +390,12 @@ enum coil__event {
     EV_MAX,
 };
 void coil__loop_on(enum coil__event ev, void (*fn)(struct coil__worker *w));
+/* events.c: what the loop (or a test harness standing in for it) calls. */
+void coil__loop_run(struct coil__worker *w, enum coil__event ev); /* an event's hooks */
+void coil__loop_dispatch(struct coil__worker *w, const struct io_uring_cqe *cqe);
+bool coil__loop_handles(enum coil__op op);      /* a handler is registered */
+bool coil__loop_hooked(enum coil__event ev);    /* a hook is registered */
+void coil__timers_fire(struct coil__worker *w); /* every timer due at w->now_ms / now_ns */
 /* A submission queue entry, or NULL after a bounded number of submits failed to free one:
  * the caller fails its operation. */
 struct io_uring_sqe *coil__sqe(struct coil__worker *w);
@@ -481,8 +486,7 @@ struct coil__worker {
     struct coil_slab utimers;       /* handler timers (wait.c) */
     struct coil_slab watches;       /* handler fd watches (wait.c) */
     struct coil__backlog *replies;  /* job replies waiting for room in a channel (chan.c) */
-    uint32_t nreplies;
-    char date_line[48]; /* "Date: ...\r\n" */
+    char date_line[48];             /* "Date: ...\r\n" */
     uint32_t date_len;
     int64_t date_sec;
     _Alignas(COIL_CACHELINE) _Atomic int wake_pending; /* set by producers, cleared by owner */

@@ -61,75 +61,10 @@ struct io_uring_sqe *coil__sqe(struct coil__worker *w)
 
 static void on_wake(struct coil__worker *w, const struct io_uring_cqe *cqe);
 
-/* ---- registration ---------------------------------------------------------------------- */
-
-#define MAX_HOOKS 8
-
-static coil__cqe_fn cqe_fns[OP_MAX];
-static void (*hooks[EV_MAX][MAX_HOOKS])(struct coil__worker *w);
-
 void coil__loop_init(void)
 {
     coil__loop_handle(OP_WAKE, on_wake);
     coil__loop_handle(OP_EVENTFD, on_wake);
-}
-
-void coil__loop_handle(enum coil__op op, coil__cqe_fn fn)
-{
-    assert(op > OP_IGNORE && op < OP_MAX);
-    cqe_fns[op] = fn;
-}
-
-void coil__loop_on(enum coil__event ev, void (*fn)(struct coil__worker *w))
-{
-    for (unsigned i = 0; i < MAX_HOOKS; i++) {
-        if (hooks[ev][i] == fn)
-            return;
-        if (!hooks[ev][i]) {
-            hooks[ev][i] = fn;
-            return;
-        }
-    }
-    assert(!"too many loop hooks");
-}
-
-static void run_hooks(struct coil__worker *w, enum coil__event ev)
-{
-    for (unsigned i = 0; i < MAX_HOOKS && hooks[ev][i]; i++)
-        hooks[ev][i](w);
-}
-
-void coil__timer_at(struct coil__worker *w, struct coil__timer *t, uint64_t deadline_ms)
-{
-    assert(t->cb);
-    coil__timer_arm(&w->wheel, t, deadline_ms);
-}
-
-/* ---- precise timers --------------------------------------------------------------------- */
-
-int coil__ptimer_arm(struct coil__worker *w, struct coil__ptimer *t, uint64_t due_ns)
-{
-    /* Armed while timers fire: never in this round, so a callback that re-arms itself with no
-     * delay cannot keep the loop here. */
-    if (w->firing && due_ns <= w->now_ns)
-        due_ns = w->now_ns + 1;
-    return coil__pheap_push(&w->heap, &w->wa, t, due_ns);
-}
-
-void coil__ptimer_cancel(struct coil__worker *w, struct coil__ptimer *t)
-{
-    coil__pheap_remove(&w->heap, t);
-}
-
-static void fire_ptimers(struct coil__worker *w)
-{
-    w->firing = true;
-    struct coil__ptimer *t;
-    while ((t = coil__pheap_min(&w->heap)) && t->due_ns <= w->now_ns) {
-        coil__pheap_remove(&w->heap, t);
-        t->cb(t, w);
-    }
-    w->firing = false;
 }
 
 /* ---- completions ------------------------------------------------------------------------ */
@@ -161,19 +96,7 @@ static void on_wake(struct coil__worker *w, const struct io_uring_cqe *cqe)
         arm_eventfd(w);
 }
 
-static void on_cqe(struct coil__worker *w, const struct io_uring_cqe *cqe)
-{
-    unsigned op = UD_OP(cqe->user_data);
-    if (op < OP_MAX && cqe_fns[op])
-        cqe_fns[op](w, cqe);
-}
-
 /* ---- timers, date, phases --------------------------------------------------------------- */
-
-static void on_timer(struct coil__timer *t, void *ud)
-{
-    t->cb(t, ud);
-}
 
 static void update_date(struct coil__worker *w)
 {
@@ -192,7 +115,7 @@ static void begin_drain(struct coil__worker *w)
 {
     w->phase = PHASE_DRAIN;
     w->drain_deadline = w->now_ms + w->app->cfg.drain_timeout_ms;
-    run_hooks(w, EV_DRAIN);
+    coil__loop_run(w, EV_DRAIN);
 }
 
 static void check_phase(struct coil__worker *w)
@@ -206,7 +129,7 @@ static void check_phase(struct coil__worker *w)
             if (w->open && !w->forced)
                 coil__log("worker %u: drain timeout: closing %u connections", w->id, w->open);
             w->forced = true;
-            run_hooks(w, EV_FORCE);
+            coil__loop_run(w, EV_FORCE);
         }
         if (w->open == 0) {
             w->phase = PHASE_JOBS;
@@ -374,7 +297,7 @@ static void wait_and_handle(struct coil__worker *w)
     unsigned head, n = 0;
     io_uring_for_each_cqe(&w->ring, head, cqe)
     {
-        on_cqe(w, cqe);
+        coil__loop_dispatch(w, cqe);
         n++;
     }
     io_uring_cq_advance(&w->ring, n);
@@ -390,15 +313,13 @@ static void run(struct coil__worker *w)
         w->app->on_start(w->id, w->app->hook_ud);
     if (w->event_fd >= 0)
         arm_eventfd(w);
-    run_hooks(w, EV_SERVE);
+    coil__loop_run(w, EV_SERVE);
     if (w->app->fail_alloc) /* tests: COIL_TEST_ALLOC_FAIL, counted from here */
         coil__walloc_fail_in(&w->wa, w->app->fail_alloc);
     atomic_fetch_add(&w->app->serving, 1);
     while (w->phase != PHASE_EXIT) {
         wait_and_handle(w);
-        coil__wheel_advance(&w->wheel, w->now_ms, on_timer, w);
-        if (w->heap.n)
-            fire_ptimers(w);
+        coil__timers_fire(w);
         if (w->jobs_due || w->phase == PHASE_JOBS) {
             w->jobs_due = false;
             if (w->eventfd_unarmed)
@@ -408,7 +329,7 @@ static void run(struct coil__worker *w)
         coil__jobs_reclaim(w);
         coil__replies_retry(w);
         check_phase(w);
-        run_hooks(w, EV_BATCH);
+        coil__loop_run(w, EV_BATCH);
         coil__jobs_wake(w);
     }
     coil__jobs_run(w);

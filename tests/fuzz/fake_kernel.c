@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fake_kernel.c: the io_uring and socket model under the real tcp.c (see fake_kernel.h), and
- * the parts of loop.c and app.c the linked engine files need.
+ * the parts of loop.c and app.c the linked engine files need (events.c is linked as it is).
  *
  * Submission: coil__sqe hands out entries of a small static SQ; they are "submitted" (read and
  * turned into operations) before the kernel does anything else: before a completion, at the
@@ -62,81 +62,14 @@ void coil__log(const char *fmt, ...)
     va_end(ap);
 }
 
-/* ---- registration (loop.c) -------------------------------------------------------------- */
-
-#define MAX_HOOKS 8
-
-static coil__cqe_fn cqe_fns[OP_MAX];
-static void (*hooks[EV_MAX][MAX_HOOKS])(struct coil__worker *w);
-
-void coil__loop_handle(enum coil__op op, coil__cqe_fn fn)
-{
-    REQUIRE(op > OP_IGNORE && op < OP_MAX);
-    cqe_fns[op] = fn;
-}
-
-void coil__loop_on(enum coil__event ev, void (*fn)(struct coil__worker *w))
-{
-    for (unsigned i = 0; i < MAX_HOOKS; i++) {
-        if (hooks[ev][i] == fn)
-            return;
-        if (!hooks[ev][i]) {
-            hooks[ev][i] = fn;
-            return;
-        }
-    }
-    REQUIRE(!"too many loop hooks");
-}
-
-static void run_hooks(struct coil__worker *w, enum coil__event ev)
-{
-    for (unsigned i = 0; i < MAX_HOOKS && hooks[ev][i]; i++)
-        hooks[ev][i](w);
-}
-
 void fk_init(void)
 {
     coil__tcp_init();
     coil__wait_init();
-    REQUIRE(cqe_fns[OP_ACCEPT] && cqe_fns[OP_RECV] && cqe_fns[OP_SEND]);
-    REQUIRE(hooks[EV_SERVE][0] && hooks[EV_BATCH][0] && hooks[EV_DRAIN][0] && hooks[EV_FORCE][0]);
-}
-
-/* ---- timers (loop.c) -------------------------------------------------------------------- */
-
-void coil__timer_at(struct coil__worker *w, struct coil__timer *t, uint64_t deadline_ms)
-{
-    REQUIRE(t->cb);
-    coil__timer_arm(&w->wheel, t, deadline_ms);
-}
-
-int coil__ptimer_arm(struct coil__worker *w, struct coil__ptimer *t, uint64_t due_ns)
-{
-    REQUIRE(t->cb && !t->pos);
-    if (w->firing && due_ns <= w->now_ns)
-        due_ns = w->now_ns + 1;
-    return coil__pheap_push(&w->heap, &w->wa, t, due_ns);
-}
-
-void coil__ptimer_cancel(struct coil__worker *w, struct coil__ptimer *t)
-{
-    coil__pheap_remove(&w->heap, t);
-}
-
-static void fire_ptimers(struct coil__worker *w)
-{
-    w->firing = true;
-    struct coil__ptimer *t;
-    while ((t = coil__pheap_min(&w->heap)) && t->due_ns <= w->now_ns) {
-        coil__pheap_remove(&w->heap, t);
-        t->cb(t, w);
-    }
-    w->firing = false;
-}
-
-static void on_timer(struct coil__timer *t, void *ud)
-{
-    t->cb(t, ud);
+    REQUIRE(coil__loop_handles(OP_ACCEPT) && coil__loop_handles(OP_RECV) &&
+            coil__loop_handles(OP_SEND));
+    REQUIRE(coil__loop_hooked(EV_SERVE) && coil__loop_hooked(EV_BATCH) &&
+            coil__loop_hooked(EV_DRAIN) && coil__loop_hooked(EV_FORCE));
 }
 
 /* ---- the kernel's state ----------------------------------------------------------------- */
@@ -344,9 +277,7 @@ static void dispatch(struct coil__worker *w, uint64_t ud, int32_t res, uint32_t 
     cqe.user_data = ud;
     cqe.res = res;
     cqe.flags = flags;
-    unsigned op = UD_OP(ud); /* loop.c on_cqe */
-    if (op < OP_MAX && cqe_fns[op])
-        cqe_fns[op](w, &cqe);
+    coil__loop_dispatch(w, &cqe);
 }
 
 /* Ends o (no IORING_CQE_F_MORE) and delivers its last completion. */
@@ -579,14 +510,12 @@ void fk_set_clock(struct coil__worker *w, uint64_t now_ms)
 void fk_loop_tail(struct coil__worker *w)
 {
     reap(w);
-    coil__wheel_advance(&w->wheel, w->now_ms, on_timer, w);
-    if (w->heap.n)
-        fire_ptimers(w);
+    coil__timers_fire(w);
     if (w->phase == PHASE_DRAIN && w->now_ms >= w->drain_deadline) {
         w->forced = true; /* loop.c check_phase: every iteration past the deadline */
-        run_hooks(w, EV_FORCE);
+        coil__loop_run(w, EV_FORCE);
     }
-    run_hooks(w, EV_BATCH);
+    coil__loop_run(w, EV_BATCH);
 }
 
 void fk_drain(struct coil__worker *w)
@@ -595,12 +524,12 @@ void fk_drain(struct coil__worker *w)
         return;
     w->phase = PHASE_DRAIN;
     w->drain_deadline = w->now_ms + w->app->cfg.drain_timeout_ms;
-    run_hooks(w, EV_DRAIN);
+    coil__loop_run(w, EV_DRAIN);
 }
 
 void fk_force(struct coil__worker *w)
 {
-    run_hooks(w, EV_FORCE);
+    coil__loop_run(w, EV_FORCE);
 }
 
 /* ---- the worker ------------------------------------------------------------------------- */
@@ -648,7 +577,7 @@ void fk_worker_start(struct coil__worker *w, struct coil_app *app, uint64_t now_
     REQUIRE(coil__request_start(w) == 0);
     REQUIRE(coil__wait_start(w) == 0);
     coil__self = w;
-    run_hooks(w, EV_SERVE); /* loop.c run(): the listener's accept */
+    coil__loop_run(w, EV_SERVE); /* loop.c run(): the listener's accept */
 }
 
 void fk_worker_stop(struct coil__worker *w)

@@ -1386,7 +1386,6 @@ static void ck_drain(struct coil__worker *w, struct coil_conn *c)
 }
 
 static const struct coil__proto checked_http1 = {
-    .name = "http/1.1 (checked)",
     .on_data = ck_data,
     .on_eof = ck_eof,
     .on_read_timeout = ck_read_timeout,
