@@ -64,7 +64,7 @@ struct coil_app *coil_app_create(int argc, char **argv)
     app->argc = argc;
     app->argv = argv;
     app->router = coil__router_create();
-    if (!app->router) {
+    if (!app->router || coil__proxy_option(app) < 0) {
         fprintf(stderr, "coil: out of memory\n");
         exit(1);
     }
@@ -82,11 +82,14 @@ int coil_route(struct coil_app *app, const char *method, const char *pattern, co
 int coil_route_stream(struct coil_app *app, const char *method, const char *pattern,
                       coil_body_fn on_body, coil_handler h, void *ud)
 {
-    if (!app || !on_body || !h)
+    if (!app || !h)
         return -EINVAL;
     int r = coil__router_add(app->router, method, pattern, h, ud);
-    if (r == 0)
-        coil__router_find(app->router, method, pattern)->on_body = on_body;
+    if (r == 0) {
+        struct coil__route *route = coil__router_find(app->router, method, pattern);
+        route->on_body = on_body;
+        route->early = on_body == NULL;
+    }
     return r;
 }
 
@@ -96,7 +99,7 @@ int coil_route_max_body(struct coil_app *app, const char *method, const char *pa
     struct coil__route *r = coil__router_find(app->router, method, pattern);
     if (!r)
         return -ENOENT;
-    if (r->on_body) {
+    if (r->on_body || r->early) {
         /* Nothing is buffered; the bound only keeps the byte counts far from overflow. */
         if (max_body_bytes > (UINT64_C(1) << 62))
             return -EINVAL;
@@ -357,6 +360,8 @@ static void app_free(struct coil_app *app)
     coil__chans_destroy(app);
     coil__router_destroy(app->router);
     coil__options_free(app);
+    coil__upstreams_free(app);
+    coil__proxies_free(app);
     free(app);
 }
 
@@ -366,13 +371,14 @@ static void register_modules(void)
     coil__loop_init();
     coil__tcp_init();
     coil__wait_init();
+    coil__client_init();
 }
 
 int coil__modules_start(struct coil__worker *w)
 {
     int err;
     if ((err = coil__tcp_start(w)) < 0 || (err = coil__request_start(w)) < 0 ||
-        (err = coil__wait_start(w)) < 0)
+        (err = coil__wait_start(w)) < 0 || (err = coil__client_start(w)) < 0)
         return err;
     return 0;
 }
@@ -380,6 +386,7 @@ int coil__modules_start(struct coil__worker *w)
 void coil__modules_stop(struct coil__worker *w)
 {
     coil__replies_free(w);
+    coil__client_stop(w);
     coil__wait_stop(w);
     coil__request_stop(w);
     coil__tcp_stop(w);

@@ -312,6 +312,179 @@ struct coil_watch coil_watch(int fd, unsigned events, coil_watch_fn fn, void *ud
 int coil_watch_update(struct coil_watch w, unsigned events); /* 0 or -ENOENT */
 int coil_unwatch(struct coil_watch w);                       /* 0 or -ENOENT */
 
+/*
+ * Reading a body while the response waits. A streaming route registered with on_body NULL
+ * (coil_route_stream(app, method, pattern, NULL, handler, ud)) runs its handler as soon as the
+ * request head has arrived, before the body. The handler defers, then calls coil_req_read:
+ * on_piece(req, data, len, ud) runs on the worker for each piece of the body as it arrives
+ * (decoded if chunked), then once with len 0 at its end (at once for a request without a
+ * body). It returns 0 to take a piece, or COIL_BODY_PAUSE to leave it: reading from the client
+ * stops and the same piece comes again after coil_req_resume, so a slow consumer slows the
+ * client down instead of the worker buffering. Each piece restarts the handler timeout. A
+ * response finished before the whole body was read closes the connection after it. The
+ * route's limit (coil_route_max_body, else --max-body-bytes) is checked as the body arrives:
+ * beyond it, or on bad chunked framing, the request is answered 413 or 400 if its response
+ * has not started (else its connection closes). coil_req_body_length says what was declared:
+ * the Content-Length, -1 for a chunked body, 0 for none.
+ * -EINVAL if req was not deferred, is not an early route's request, or has a reader already.
+ */
+#define COIL_BODY_PAUSE 1
+typedef int (*coil_piece_fn)(struct coil_req *req, const void *data, size_t len, void *ud);
+int coil_req_read(struct coil_req *req, coil_piece_fn on_piece, void *ud);
+int coil_req_resume(struct coil_req *req); /* after COIL_BODY_PAUSE; 0 or -EINVAL */
+int64_t coil_req_body_length(const struct coil_req *req);
+
+/*
+ * Gives up on a deferred response that cannot be completed: when nothing of it was sent yet the
+ * client gets status (a 4xx or 5xx: 502 for a failed upstream, 504 for one that timed out);
+ * once coil_res_stream has sent the head, the connection is closed instead, so the client
+ * cannot mistake a cut-short body for a whole one. on_abort does not run. req and res are
+ * invalid once it returns. -EINVAL if res was not deferred or status is not 400-599.
+ */
+int coil_res_fail(struct coil_res *res, int status);
+
+/* ---- calling other services (HTTP/1.1 upstreams) --------------------------------------- */
+
+/*
+ * An upstream is a set of HTTP/1.1 servers declared before coil_app_run. Every worker keeps
+ * its own keep-alive pool per server (nothing is shared between workers); connect, send and
+ * receive go through the worker's ring, so a handler that calls an upstream never blocks.
+ *
+ * url: "http://host[:port][,host[:port]...][/base]": one or more servers (IPv4, [IPv6] or a
+ * name, resolved once here, on the calling thread; port 80 by default) and an optional base
+ * path that coil_route_proxy prepends. Requests are balanced over the servers that are up: the
+ * one with the fewest requests in flight on this worker, round robin among equals. A server
+ * whose connects fail fail_threshold times in a row is marked down for down_ms on that worker,
+ * then tried again by one request. Returns NULL (and logs why) for a bad URL or a name that
+ * does not resolve. opts may be NULL for the defaults (in brackets below); zero fields take
+ * their default too.
+ */
+struct coil_upstream;
+struct coil_upstream_opts {
+    uint32_t max_conns;          /* connections per server per worker [256] */
+    uint32_t max_queue;          /* requests waiting for a connection per worker [4096] */
+    uint32_t connect_timeout_ms; /* connect, including the wait for a connection [2000] */
+    uint32_t head_timeout_ms;    /* request sent to response head [30000] */
+    uint32_t idle_timeout_ms;    /* between two reads of the response body [30000] */
+    uint32_t total_timeout_ms;   /* the whole exchange [0: none] */
+    uint32_t keepalive_ms;       /* an unused pooled connection is closed after [60000] */
+    uint32_t fail_threshold;     /* consecutive connect failures that mark a server down [3] */
+    uint32_t down_ms;            /* how long it stays down before a probe [1000] */
+};
+struct coil_upstream *coil_upstream(struct coil_app *app, const char *url,
+                                    const struct coil_upstream_opts *opts);
+
+/* A header as a pair of slices. */
+struct coil_header {
+    struct coil_str name;
+    struct coil_str value;
+};
+
+/*
+ * A request to an upstream. The engine writes the request line, Host (the upstream's, unless
+ * headers has one), Content-Length when there is a body (or a method that expects one), and
+ * nothing else: headers are sent as given (names and values must not contain CR or LF; hop-by-hop
+ * headers are the caller's business). body is copied; so are the other fields.
+ */
+struct coil_fetch_req {
+    const char *method;                /* NULL: "GET" */
+    struct coil_str target;            /* origin-form "/path?query"; empty: the upstream's base */
+    const struct coil_header *headers; /* nheaders entries */
+    size_t nheaders;
+    const void *body;
+    size_t body_len;
+    /* Or a body written as it comes (coil_fetch_write, then coil_fetch_write_end): of
+     * stream_length bytes (Content-Length), or chunked when it is -1. Never retried. */
+    bool stream_body;
+    int64_t stream_length;
+};
+
+/*
+ * What a fetch reports, in order: HEAD once (status and headers, 1xx responses are skipped), then
+ * BODY pieces as they arrive (decoded if chunked), then DONE; or ERROR at any point, after which
+ * nothing follows. Every pointer in the event is valid during the callback only.
+ * Errors: -ECONNREFUSED (connect refused), -ETIMEDOUT (connect, head, idle or total timeout),
+ * -ECONNRESET (the connection failed or closed before the response was complete), -EPROTO (the
+ * response was malformed or smuggling-shaped: bad status line or header, Content-Length with
+ * Transfer-Encoding, disagreeing lengths, bad chunk framing; it is never passed on), -ENOMEM.
+ * Retries: a request that fails on a reused keep-alive connection before any byte of the
+ * response is sent again once, on a new connection, if its method is idempotent (GET, HEAD,
+ * PUT, DELETE, OPTIONS, TRACE). Nothing else is retried.
+ */
+enum coil_fetch_kind {
+    COIL_FETCH_HEAD = 1,
+    COIL_FETCH_BODY,
+    COIL_FETCH_DONE,
+    COIL_FETCH_ERROR,
+    COIL_FETCH_WRITABLE, /* a streamed request body may be written again (after -EAGAIN) */
+};
+struct coil_fetch {
+    uint64_t id; /* a handle, like coil_timer's */
+};
+struct coil_fetch_ev {
+    enum coil_fetch_kind kind;
+    struct coil_fetch fetch;
+    int status;                        /* HEAD, BODY, DONE: the response status */
+    int error;                         /* ERROR: a negative errno value (above) */
+    bool started;                      /* ERROR: HEAD had been reported (a cut-short body) */
+    int64_t length;                    /* HEAD: Content-Length if the response has one, else -1 */
+    bool no_body;                      /* HEAD: the response has no body (HEAD, 204, 304) */
+    const struct coil_header *headers; /* HEAD: the response's headers, as received */
+    size_t nheaders;
+    const char *data; /* BODY */
+    size_t len;
+};
+
+/*
+ * The callback returns 0 to go on. From a BODY event it may return COIL_FETCH_PAUSE: the
+ * piece is not taken, reading stops, and the same piece is reported again after
+ * coil_fetch_resume (this is how a slow client slows the upstream down instead of the worker
+ * buffering). A negative return cancels the fetch (its connection is closed; no more events).
+ */
+#define COIL_FETCH_PAUSE 1
+typedef int (*coil_fetch_fn)(const struct coil_fetch_ev *ev, void *ud);
+
+/*
+ * Sends r to up from the calling worker; fn(ev, ud) runs on this worker as the response
+ * arrives. With an owner request (which must have deferred), the fetch is cancelled when that
+ * request is finished or aborted (fn does not run again), so ud may point into its memory.
+ * Returns 0 and sets *out (may be NULL), or fails at once, without calling fn: -EBUSY (every
+ * connection busy and the wait queue full: answer 503), -EHOSTUNREACH (every server is marked
+ * down: 502), -EINVAL (bad arguments, owner not deferred, not on a worker), -ENOMEM.
+ */
+int coil_fetch(struct coil_req *owner, struct coil_upstream *up, const struct coil_fetch_req *r,
+               coil_fetch_fn fn, void *ud, struct coil_fetch *out);
+int coil_fetch_resume(struct coil_fetch f); /* after COIL_FETCH_PAUSE; 0 or -ENOENT */
+/*
+ * A streamed request body (stream_body): coil_fetch_write queues a piece (copied) and returns
+ * 0, or -EAGAIN, taking nothing, while the connection is not ready or more than
+ * COIL_STREAM_HIGH bytes wait to be sent; a COIL_FETCH_WRITABLE event follows once it can take
+ * more. coil_fetch_write_end ends the body (-EPROTO if it is shorter than stream_length: the
+ * fetch is cancelled, its connection closed, and no event follows). Both return -ENOENT once the
+ * fetch has ended (its response may come before the body was all sent; the connection is then not
+ * reused) and -EMSGSIZE past stream_length.
+ */
+int coil_fetch_write(struct coil_fetch f, const void *data, size_t len);
+int coil_fetch_write_end(struct coil_fetch f);
+int coil_fetch_cancel(struct coil_fetch f); /* fn never runs again; 0 or -ENOENT */
+
+/*
+ * A reverse proxy route: every request whose path matches pattern (a literal prefix ending in
+ * a slash, then the wildcard, like "/api/" followed by "*") is sent to url (as for
+ * coil_upstream) with the part of the path after the prefix appended to the URL's base path
+ * and the query kept: for the prefix "/api/" and "http://10.0.0.5:9000/v1/",
+ * "GET /api/users?id=7" goes upstream as "GET /v1/users?id=7".
+ * Methods GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS are routed.
+ * Forwarded: method, target, headers except hop-by-hop ones (Connection, the fields it lists,
+ * Keep-Alive, Proxy-Connection, TE, Transfer-Encoding, Upgrade, Expect), with Host set to the
+ * upstream's, X-Forwarded-For (appended to), X-Forwarded-Proto, X-Forwarded-Host and Via added;
+ * the body. The response's status, headers (hop-by-hop ones removed, Via added) and body come
+ * back streamed, at the client's pace. Faults: upstream refused or reset before its head, or a
+ * malformed response: 502; timed out: 504; no connection free and the queue full: 503; the
+ * upstream fails mid-body: the client's connection is closed.
+ */
+int coil_route_proxy(struct coil_app *app, const char *pattern, const char *url);
+
 /* ---- workers, memory, background jobs -------------------------------------------------- */
 
 unsigned coil_worker_id(void);    /* the calling worker's index, 0..count-1 */

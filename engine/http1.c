@@ -241,8 +241,8 @@ static void after_response(struct coil__worker *w, struct coil_conn *c, bool kee
  * is answered: once draining, only if requests are held behind it. */
 static bool keep_open(struct coil__worker *w, struct coil_conn *c, const struct coil__rq *rq)
 {
-    if (!rq->keep)
-        return false;
+    if (!rq->keep || rq->body_open)
+        return false; /* a body not read to its end cannot be skipped: close */
     if (w->phase != PHASE_RUN && rq->deferred)
         return held(c);
     return true;
@@ -422,6 +422,15 @@ static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__h
                                .keep = keep,
                                .ka10 = keep && h->minor == 0,
                                .http11 = h->minor == 1};
+    if (mr == 0 && m->route->early) {
+        if (h->flags & COIL_HTTP_CHUNKED) {
+            d.body_mode = BODY_CHUNKED;
+        } else if ((h->flags & COIL_HTTP_HAS_LENGTH) && h->content_length) {
+            d.body_mode = BODY_LENGTH;
+            d.body_len = h->content_length;
+        }
+        d.body_max = body_limit(w, m->route);
+    }
     struct coil__rq *rq = coil__request_run(w, c, &d);
     if (rq && (c->flags & CONN_CLOSING))
         coil__request_abort(w, rq, 0); /* the connection failed while its handler ran */
@@ -478,6 +487,112 @@ static long stream_body(struct coil__worker *w, struct coil_conn *c, struct coil
     return (long)used;
 }
 
+/* ---- an early route's body, read after its handler ran ---------------------------------- */
+
+/* Keeps body bytes received while the reader pauses (or before it is set). */
+static int hold_raw(struct coil__worker *w, struct coil__rq *rq, const char *data, size_t n)
+{
+    if (rq->body_raw_len + n > rq->body_raw_cap) {
+        size_t cap = rq->body_raw_cap ? rq->body_raw_cap : w->app->cfg.recv_buf_size;
+        while (cap < rq->body_raw_len + n)
+            cap *= 2;
+        char *nb = coil__wrealloc(&w->wa, rq->body_raw, cap);
+        if (!nb)
+            return -ENOMEM;
+        rq->body_raw = nb;
+        rq->body_raw_cap = cap;
+    }
+    memcpy(rq->body_raw + rq->body_raw_len, data, n);
+    rq->body_raw_len += n;
+    return 0;
+}
+
+/* Gives the reader a piece (or the end). 0 taken, 1 left (kept; reading paused), -1 when rq is
+ * no longer the connection's request (finished or aborted in the call) or it is closing. */
+static int give_piece(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                      const char *data, size_t len, bool end)
+{
+    if (!len && !end)
+        return 0;
+    if (end)
+        rq->body_end_due = false;
+    coil__conn_hold(c);
+    int rc = coil__request_piece(w, rq, end ? NULL : data, end ? 0 : len);
+    bool open = coil__conn_release(w, c);
+    if (!open || c->rq != rq)
+        return -1;
+    if (rc == COIL_BODY_PAUSE && !end) {
+        rq->body_piece = coil__walloc(&w->wa, len);
+        if (!rq->body_piece) {
+            coil__conn_abort(w, c);
+            return -1;
+        }
+        memcpy(rq->body_piece, data, len);
+        rq->body_piece_len = len;
+        rq->body_paused = true;
+        coil__conn_pause(w, c);
+        return 1;
+    }
+    return 0;
+}
+
+/*
+ * Body bytes data[0..n) of rq, an early route's request whose body is open: decoded (in place)
+ * and given to its reader, or held while it pauses. Returns the bytes used (what follows the
+ * body's end is not), or -1 if the connection is closing.
+ */
+static long body_feed(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq, char *data,
+                      size_t n)
+{
+    if (rq->body_paused || !rq->on_piece || rq->body_piece) {
+        if (hold_raw(w, rq, data, n) < 0) {
+            coil__conn_abort(w, c);
+            return -1;
+        }
+        if (!(c->flags & CONN_PAUSED))
+            coil__conn_pause(w, c);
+        return (long)n;
+    }
+    size_t give, used;
+    bool done;
+    if (rq->body_mode == BODY_CHUNKED) {
+        rq->body_ck.in = rq->body_ck.out = 0;
+        int cr = coil__chunked_decode(&rq->body_ck, data, n, rq->body_max - rq->body_read,
+                                      w->app->cfg.lim.max_header_bytes);
+        if (cr < 0) {
+            coil__request_abort(w, rq, -cr); /* 400 or 413, if it can still be said */
+            if (!(c->flags & CONN_CLOSING))
+                coil__conn_close_after(w, c);
+            return -1;
+        }
+        give = rq->body_ck.out;
+        used = rq->body_ck.in;
+        done = cr == 1;
+    } else {
+        give = used = n < rq->body_left ? n : (size_t)rq->body_left;
+        rq->body_left -= give;
+        done = rq->body_left == 0;
+    }
+    rq->body_read += give;
+    if (done) {
+        rq->body_open = false;
+        rq->body_end_due = true;
+    }
+    int rc = give_piece(w, c, rq, data, give, false);
+    if (rc < 0)
+        return (c->flags & CONN_CLOSING) ? -1 : (long)(done ? used : n);
+    if (rc == 1) {
+        if (!done && hold_raw(w, rq, data + used, n - used) < 0) {
+            coil__conn_abort(w, c);
+            return -1;
+        }
+        return (long)(done ? used : n);
+    }
+    if (done && give_piece(w, c, rq, NULL, 0, true) < 0)
+        return (c->flags & CONN_CLOSING) ? -1 : (long)used;
+    return (long)used;
+}
+
 /*
  * Handles the request starting at buf. Returns its length once it is complete and dispatched,
  * 0 if more bytes are needed (pg records progress), -1 if the connection is closing.
@@ -502,6 +617,28 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
     if ((h.flags & COIL_HTTP_HAS_LENGTH) && h.content_length > max_body) {
         reject(w, c, 413);
         return -1;
+    }
+    if (mr == 0 && m.route->early) {
+        /* The handler runs now; the body follows to its reader (body_feed). */
+        bool body =
+            (h.flags & COIL_HTTP_CHUNKED) || ((h.flags & COIL_HTTP_HAS_LENGTH) && h.content_length);
+        if (body)
+            maybe_continue(w, c, &h, pg);
+        if (c->flags & CONN_CLOSING)
+            return -1;
+        dispatch(w, c, &h, mr, &m, (struct coil_str){buf + head, 0}, len > head, pg, buf, head);
+        if (c->flags & CONN_CLOSING)
+            return -1;
+        memset(pg, 0, sizeof(*pg));
+        if (!body)
+            return (long)head;
+        if (c->rq && c->rq->body_open) {
+            long used = body_feed(w, c, c->rq, buf + head, len - head);
+            return used < 0 ? -1 : (long)head + used;
+        }
+        /* Answered without reading its body: only a close can skip it. */
+        coil__conn_close_after(w, c);
+        return (long)len;
     }
     if (mr == 0 && m.route->on_body) {
         if (!pg->streaming) {
@@ -720,6 +857,17 @@ static void on_data(struct coil__worker *w, struct coil_conn *c, const char *dat
 {
     bool was_partial = c->in != NULL;
     uint32_t old_body_off = was_partial ? c->in->prog.body_off : 0;
+    if (c->rq && c->rq->body_open) {
+        long used = body_feed(w, c, c->rq, (char *)data, n);
+        if (used < 0)
+            return;
+        data += used;
+        n -= (size_t)used;
+        if (n == 0 || (c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER))) {
+            after_input(w, c, was_partial, old_body_off);
+            return;
+        }
+    }
     if (was_partial && c->in->prog.streaming && !c->rq && !(c->flags & CONN_PAUSED)) {
         long used = stream_more(w, c, (char *)data, n);
         if (used < 0)
@@ -788,8 +936,53 @@ static void resume(struct coil__worker *w, struct coil_conn *c)
     coil__conn_unpause(w, c);
 }
 
+/* The reader of an early route's body asked for more (coil_req_read, coil_req_resume): what it
+ * left and what was held meanwhile go to it, then reading goes on. */
+static void body_resume(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq)
+{
+    rq->body_resume = false;
+    rq->body_paused = false;
+    if (rq->body_piece) {
+        char *p = rq->body_piece;
+        size_t n = rq->body_piece_len;
+        rq->body_piece = NULL;
+        rq->body_piece_len = 0;
+        int rc = give_piece(w, c, rq, p, n, false);
+        coil__wfree(&w->wa, p);
+        if (rc != 0)
+            return;
+    }
+    if (rq->body_end_due && !rq->body_open && give_piece(w, c, rq, NULL, 0, true) < 0)
+        return;
+    if (rq->body_raw_len) {
+        char *raw = rq->body_raw;
+        size_t n = rq->body_raw_len;
+        rq->body_raw = NULL;
+        rq->body_raw_len = rq->body_raw_cap = 0;
+        long used = rq->body_open ? body_feed(w, c, rq, raw, n) : 0;
+        bool ok = used >= 0;
+        if (ok && (size_t)used < n && !(c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER)))
+            ok = hold(w, c, raw + used, n - (size_t)used); /* what follows the body */
+        coil__wfree(&w->wa, raw);
+        if (!ok)
+            return;
+    }
+    if (c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER))
+        return;
+    if (!c->rq) {
+        resume(w, c); /* finished meanwhile: go on as after any answer */
+        return;
+    }
+    if (!rq->body_paused && (c->flags & CONN_PAUSED) && !(c->in && c->in->len >= hold_limit(w)))
+        coil__conn_unpause(w, c);
+}
+
 static void on_resume(struct coil__worker *w, struct coil_conn *c)
 {
+    if (c->rq && c->rq->body_resume) {
+        body_resume(w, c, c->rq);
+        return;
+    }
     if (c->flags & CONN_EOF) {
         /* The peer half-closed while its request waited: answer what is held, then close. */
         resume(w, c);

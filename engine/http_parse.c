@@ -222,6 +222,7 @@ struct seen {
     bool expect_other;    /* any other expectation */
     bool conn_close;      /* Connection lists "close" */
     bool conn_keep_alive; /* Connection lists "keep-alive" */
+    bool response;        /* parsing a response head: Host and Expect mean nothing */
 };
 
 static const char root_path[] = "/";
@@ -492,9 +493,9 @@ static int apply_field(struct coil__http_req *req, struct seen *s, struct coil_s
 {
     switch (name.len) {
     case 4:
-        return same_folded(name.ptr, "host", 4) ? on_host(req, s, value) : 0;
+        return !s->response && same_folded(name.ptr, "host", 4) ? on_host(req, s, value) : 0;
     case 6:
-        if (same_folded(name.ptr, "expect", 6)) {
+        if (!s->response && same_folded(name.ptr, "expect", 6)) {
             if (value.len == 12 && same_folded(value.ptr, "100-continue", 12))
                 s->expect_100 = true;
             else
@@ -617,6 +618,82 @@ int coil__http_parse_head(const char *buf, size_t len, struct coil__http_req *re
     if (r < 0)
         return r;
     assert(p > buf && (size_t)(p - buf) <= max);
+    return (int)(p - buf);
+}
+
+/* ---- response head ------------------------------------------------------------------------ */
+
+/* "HTTP/1.x SP 3DIGIT SP reason CRLF" (the SP before an empty reason is required). */
+static int parse_status_line(const char **pp, const char *end, struct coil__http_resp *r)
+{
+    const char *p = *pp;
+    size_t n = (size_t)(end - p);
+    static const char proto[] = "HTTP/1.";
+    for (size_t i = 0; i < 7; i++) {
+        if (i == n)
+            return AGAIN;
+        if (p[i] != proto[i])
+            return -1;
+    }
+    if (n < 13)
+        return AGAIN;
+    if ((p[7] != '0' && p[7] != '1') || p[8] != ' ' || !IS_DIGIT(p[9]) || !IS_DIGIT(p[10]) ||
+        !IS_DIGIT(p[11]) || p[12] != ' ' || p[9] == '0')
+        return -1;
+    r->minor = (uint8_t)(p[7] - '0');
+    r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+    const char *q = skip_field(p + 13, end);
+    if (q == end)
+        return AGAIN;
+    if (*q != '\r')
+        return -1;
+    if (end - q < 2)
+        return AGAIN;
+    if (q[1] != '\n')
+        return -1;
+    r->reason = slice(p + 13, q);
+    *pp = q + 2;
+    return 0;
+}
+
+int coil__http_parse_resp_head(const char *buf, size_t len, struct coil__http_resp *r,
+                               uint32_t max_header_bytes, uint32_t max_headers)
+{
+    size_t max = max_header_bytes < INT_MAX ? max_header_bytes : INT_MAX;
+    const char *p = buf, *end = buf + (len < max ? len : max);
+    bool at_limit = len >= max;
+    struct coil__http_req h = {.headers = r->headers};
+    struct coil__http_limits lim = {.max_header_bytes = max_header_bytes,
+                                    .max_headers = max_headers};
+    struct seen s = {.response = true};
+    r->status = 0;
+    r->flags = 0;
+    r->nheaders = 0;
+    int rc = parse_status_line(&p, end, r);
+    if (rc == AGAIN)
+        return at_limit ? -1 : 0;
+    if (rc < 0)
+        return -1;
+    do {
+        rc = parse_field(&p, end, &h, &lim, &s);
+        if (rc == AGAIN)
+            return at_limit ? -1 : 0;
+        if (rc < 0)
+            return -1;
+    } while (rc != END);
+    r->nheaders = h.nheaders;
+    r->content_length = h.content_length;
+    r->flags = h.flags & COIL_HTTP_HAS_LENGTH;
+    if (s.te) {
+        /* Transfer-Encoding with Content-Length is how responses are smuggled (RFC 9112 6.1);
+         * a coding other than a final "chunked" cannot be framed by us. */
+        if (r->minor == 0 || (r->flags & COIL_HTTP_HAS_LENGTH) || s.te_codings != 1 ||
+            s.te_chunked != 1 || s.te_bad_chunked)
+            return -1;
+        r->flags |= COIL_HTTP_CHUNKED;
+    }
+    if (r->minor == 1 ? !s.conn_close : (s.conn_keep_alive && !s.conn_close))
+        r->flags |= COIL_HTTP_KEEP_ALIVE;
     return (int)(p - buf);
 }
 

@@ -78,6 +78,28 @@ struct coil__http_req {
 int coil__http_parse_head(const char *buf, size_t len, struct coil__http_req *req,
                           const struct coil__http_limits *lim);
 
+/* A response head (the upstream client's side). */
+struct coil__http_resp {
+    int status;                        /* 100-999 */
+    uint8_t minor;                     /* HTTP/1.<minor> */
+    uint32_t flags;                    /* COIL_HTTP_KEEP_ALIVE, _CHUNKED, _HAS_LENGTH */
+    uint64_t content_length;           /* with COIL_HTTP_HAS_LENGTH */
+    struct coil_str reason;            /* may be empty */
+    uint32_t nheaders;                 /* entries used in headers[] */
+    struct coil__http_header *headers; /* caller's array of max_headers entries */
+};
+
+/*
+ * Parses a response head from buf[0..len): head length, 0 if more bytes are needed, -1 if it is
+ * malformed. The status line is "HTTP/1.0" or "HTTP/1.1", SP, three digits (100-999), SP, a
+ * reason of field bytes, CRLF. Fields follow the request parser's rules (no obs-fold, CRLF only,
+ * agreeing Content-Length values), and a response is refused when its framing is ambiguous:
+ * Transfer-Encoding with Content-Length, on HTTP/1.0, or anything but a single "chunked".
+ * Over max_header_bytes or max_headers is malformed too. Keep-alive as for requests.
+ */
+int coil__http_parse_resp_head(const char *buf, size_t len, struct coil__http_resp *r,
+                               uint32_t max_header_bytes, uint32_t max_headers);
+
 /* Case-insensitive comparison of a slice with a NUL-terminated lower-case ASCII name. */
 bool coil__http_name_eq(struct coil_str s, const char *lower);
 

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "arena.h"
 #include "bufpool.h"
@@ -131,6 +132,8 @@ enum {
     CONN_CANCEL_RECV = 1u << 8, /* a cancel for the recv was submitted */
     CONN_RESUME = 1u << 9,      /* the protocol asked to be resumed at the end of the batch */
     CONN_BUSY = 1u << 10,       /* the protocol is handling input: do not re-enter it */
+    CONN_CONNECTING = 1u << 11, /* outbound: the connect is in flight */
+    CONN_OUTBOUND = 1u << 12,   /* we connected (an upstream), not accepted */
 };
 
 struct coil_conn;
@@ -156,6 +159,9 @@ struct coil__proto {
     void (*on_abort)(struct coil__worker *w, struct coil_conn *c);
     /* Graceful shutdown began. */
     void (*on_drain)(struct coil__worker *w, struct coil_conn *c);
+    /* Outbound connections: the connect completed (res 0, reading is armed) or failed (res < 0;
+     * the transport aborts the connection when this returns). */
+    void (*on_connect)(struct coil__worker *w, struct coil_conn *c, int res);
 };
 
 struct coil_conn {
@@ -172,7 +178,10 @@ struct coil_conn {
     struct coil__partial *in;        /* input not yet handled, or NULL */
     struct coil__obuf *out;          /* being sent, or NULL */
     struct coil__obuf *pend;         /* queued behind out, or NULL */
-    struct coil__rq *rq;             /* the request answered out of line (deferred), or NULL */
+    union {
+        struct coil__rq *rq;    /* inbound: the request answered out of line, or NULL */
+        struct coil__uconn *uc; /* outbound: the upstream client's state (client.c) */
+    };
 };
 /* An idle keep-alive connection costs this plus the kernel's socket: keep it small. */
 static_assert(sizeof(struct coil_conn) <= 104, "struct coil_conn grew past 104 bytes");
@@ -199,6 +208,12 @@ void *coil__buf_grow(struct coil__worker *w, void *old, size_t hdr, size_t used,
                      uint8_t *pooled, size_t *cap);
 void coil__buf_free(struct coil__worker *w, void *p, uint8_t pooled);
 void coil__conn_partial_free(struct coil__worker *w, struct coil_conn *c);
+/* Opens an outbound connection to sa (which must stay valid until the connect completes) and
+ * returns it, CONN_CONNECTING; proto->on_connect tells how it went. NULL with -errno in *err:
+ * no socket, no slot (--max-conns), no submission entry. */
+struct coil_conn *coil__tcp_connect(struct coil__worker *w, const struct sockaddr *sa,
+                                    socklen_t len, const struct coil__proto *proto,
+                                    struct coil__uconn *uc, int *err);
 
 /* ---- handles given to handlers ---- */
 
@@ -294,6 +309,23 @@ struct coil__rq {
     struct coil_arena arena;     /* deferred: owns its request bytes and allocations */
     struct coil__timer deadline; /* --handler-timeout */
     struct coil__utimer *timers; /* owner-bound timers (a list through owner_next) */
+    struct coil__fetch *fetches; /* owner-bound upstream fetches (client.c) */
+    /* An early route's body, read after the handler ran (coil_req_read; http1.c frames it). */
+    uint8_t body_mode;            /* BODY_NONE, BODY_LENGTH, BODY_CHUNKED */
+    bool body_open;               /* body bytes are still to come from the client */
+    bool body_paused;             /* the reader left a piece: reading stopped */
+    bool body_resume;             /* coil_req_resume or coil_req_read asked to go on */
+    bool body_end_due;            /* the body has ended; the reader's end call is due */
+    uint64_t body_left;           /* BODY_LENGTH: bytes still to come */
+    uint64_t body_read;           /* decoded bytes given so far */
+    uint64_t body_max;            /* the route's limit */
+    struct coil__chunked body_ck; /* BODY_CHUNKED decoder */
+    coil_piece_fn on_piece;       /* the reader, once set */
+    void *piece_ud;
+    char *body_piece; /* the decoded piece the reader left */
+    size_t body_piece_len;
+    char *body_raw; /* bytes received while paused, undecoded */
+    size_t body_raw_len, body_raw_cap;
     _Alignas(16) unsigned char state[COIL_REQ_STATE_BYTES]; /* coil_req_state once deferred */
 };
 
@@ -315,7 +347,11 @@ struct coil__dispatch {
     const char *buf; /* the request's first byte */
     size_t head_len; /* bytes of its head at buf */
     bool head, keep, ka10, http11;
+    uint8_t body_mode; /* an early route's body to read: BODY_* */
+    uint64_t body_len; /* its Content-Length */
+    uint64_t body_max;
 };
+enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 int coil__request_start(struct coil__worker *w);
 void coil__request_stop(struct coil__worker *w);
 /* Runs the route's handler (or the engine's 404/405). Returns the request if its response was
@@ -330,6 +366,9 @@ int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status
 /* rq dies: on_abort runs once; with a status (504), the client is answered if it still can be.
  * The codec has already detached rq from its connection when the connection goes away. */
 void coil__request_abort(struct coil__worker *w, struct coil__rq *rq, int status);
+/* An early route's body: the reader gets a piece (0 taken, COIL_BODY_PAUSE left), or the end
+ * (len 0). The handler deadline restarts with each. */
+int coil__request_piece(struct coil__worker *w, struct coil__rq *rq, const void *data, size_t len);
 /* The connection drained enough output for rq's stream: its on_writable runs. */
 void coil__request_writable(struct coil__worker *w, struct coil__rq *rq);
 /* The live deferred request of a coil_defer id on the calling worker, or NULL. */
@@ -363,6 +402,21 @@ void coil__wait_stop(struct coil__worker *w);
 /* Cancels every timer owned by rq (it is finished or aborted). */
 void coil__timers_drop_owner(struct coil__worker *w, struct coil__rq *rq);
 
+/* ---- the upstream client (client.c) and the proxy (proxy.c) ---- */
+
+struct coil__fetch;
+struct coil__uconn;
+struct coil__client;
+void coil__client_init(void);
+int coil__client_start(struct coil__worker *w);
+void coil__client_stop(struct coil__worker *w);
+/* Cancels every fetch owned by rq (it is finished or aborted). */
+void coil__fetches_drop_owner(struct coil__worker *w, struct coil__rq *rq);
+void coil__upstreams_free(struct coil_app *app);
+const char *coil__upstream_base(const struct coil_upstream *up, size_t *len);
+int coil__proxy_option(struct coil_app *app); /* --proxy */
+void coil__proxies_free(struct coil_app *app);
+
 /* ---- workers (loop.c) ---- */
 
 /* What a completion is for: the top byte of user_data. Each kind registers its handler with
@@ -376,6 +430,7 @@ enum coil__op {
     OP_EVENTFD, /* eventfd read (MSG_RING fallback) */
     OP_WATCH,   /* a handler's fd readiness (wait.c) */
     OP_UNWATCH, /* the removal of one */
+    OP_CONNECT, /* an outbound connection (tcp.c) */
     OP_MAX,
 };
 typedef void (*coil__cqe_fn)(struct coil__worker *w, const struct io_uring_cqe *cqe);
@@ -468,12 +523,14 @@ struct coil__worker {
     uint32_t br_returned; /* buffers given back since the last ring advance */
     unsigned ring_flags;  /* IORING_SETUP_* the kernel accepted */
     bool ring_ready;
-    bool heap_ready;      /* wa was initialised */
-    bool modules_ready;   /* coil__modules_start ran (its stop frees what it made) */
-    bool eventfd_unarmed; /* the eventfd read could not be submitted; retried each batch */
-    bool forced;          /* drain timeout passed: connections were aborted */
-    uint32_t open;        /* connections open on this worker */
-    uint64_t *flush;      /* (index << 32 | generation) of connections with output */
+    bool heap_ready;             /* wa was initialised */
+    bool modules_ready;          /* coil__modules_start ran (its stop frees what it made) */
+    bool eventfd_unarmed;        /* the eventfd read could not be submitted; retried each batch */
+    bool forced;                 /* drain timeout passed: connections were aborted */
+    uint32_t open;               /* connections open on this worker (inbound and outbound) */
+    uint32_t outbound;           /* of which upstream connections (client.c) */
+    struct coil__client *client; /* upstream pools and fetches (client.c) */
+    uint64_t *flush;             /* (index << 32 | generation) of connections with output */
     uint32_t nflush;
     uint32_t flush_cap;
     uint32_t jobs_unreclaimed;      /* jobs this worker posted whose memory is not yet freed */
@@ -504,6 +561,9 @@ struct coil_app {
     int argc;
     char **argv;
     struct coil__option *options;
+    struct coil_upstream *upstreams; /* coil_upstream, in order (client.c) */
+    unsigned nupstreams;
+    struct coil__proxy_route *proxies; /* coil_route_proxy's routes (proxy.c) */
     void (*on_start)(unsigned worker, void *ud);
     void (*on_stop)(unsigned worker, void *ud);
     void *hook_ud;

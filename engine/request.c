@@ -60,6 +60,19 @@ static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn 
     rq->count = true;
     rq->in_handler = true;
     rq->deferred = false;
+    rq->body_mode = d->body_mode;
+    rq->body_open = d->body_mode != BODY_NONE;
+    rq->body_end_due = !rq->body_open;
+    rq->body_paused = rq->body_resume = false;
+    rq->body_left = d->body_len;
+    rq->body_read = 0;
+    rq->body_max = d->body_max;
+    if (d->body_mode == BODY_CHUNKED)
+        coil__chunked_init(&rq->body_ck);
+    rq->on_piece = NULL;
+    rq->piece_ud = NULL;
+    rq->body_piece = rq->body_raw = NULL;
+    rq->body_piece_len = rq->body_raw_len = rq->body_raw_cap = 0;
 }
 
 /* Ends a deferred request: its timers, memory and slot go; its handle goes stale. */
@@ -67,7 +80,13 @@ static void release(struct coil__worker *w, struct coil__rq *rq)
 {
     coil__timer_cancel(&w->wheel, &rq->deadline);
     coil__timers_drop_owner(w, rq);
+    coil__fetches_drop_owner(w, rq);
     coil__arena_fini(&rq->arena);
+    coil__wfree(&w->wa, rq->body_piece);
+    coil__wfree(&w->wa, rq->body_raw);
+    rq->body_piece = rq->body_raw = NULL;
+    rq->body_open = false;
+    rq->on_piece = NULL;
     if (rq->waiting) {
         STAT_ADD(w, waiting, (uint64_t)-1);
         rq->waiting = false;
@@ -343,6 +362,7 @@ static void run_abort(struct coil__worker *w, struct coil__rq *rq)
     rq->aborted = true;
     STAT_INC(w, aborted);
     coil__timers_drop_owner(w, rq);
+    coil__fetches_drop_owner(w, rq);
     if (rq->on_abort)
         rq->on_abort(rq->abort_ud);
 }
@@ -367,6 +387,31 @@ void coil__request_abort(struct coil__worker *w, struct coil__rq *rq, int status
         coil__conn_release(w, c);
     }
     release(w, rq);
+}
+
+int coil_res_fail(struct coil_res *res, int status)
+{
+    struct coil__rq *rq = res->rq;
+    if (!rq || !rq->deferred || rq->finished || status < 400 || status > 599)
+        return -EINVAL;
+    if (rq->aborted)
+        return -ESRCH;
+    struct coil__worker *w = res->w;
+    rq->on_abort = NULL;
+    if (rq->in_handler) {
+        /* after_defer answers it once the handler returns: as an error, or with a close. */
+        if (rq->streaming) {
+            rq->aborted = true; /* after_defer releases it */
+            coil__conn_abort(w, rq->conn);
+            return 0;
+        }
+        coil__res_error(res, status);
+        rq->finished = true;
+        return 0;
+    }
+    coil__request_abort(w, rq, status);
+    STAT_ADD(w, aborted, (uint64_t)-1); /* the handler gave up: not an abort from outside */
+    return 0;
 }
 
 static void on_deadline(struct coil__timer *t, void *ctx)
@@ -395,6 +440,45 @@ static void rearm_deadline(struct coil__worker *w, struct coil__rq *rq)
 {
     if (rq->waiting)
         coil__timer_at(w, &rq->deadline, w->now_ms + w->app->cfg.handler_timeout_ms);
+}
+
+/* ---- reading the body while the response waits ---------------------------------------- */
+
+int coil_req_read(struct coil_req *req, coil_piece_fn on_piece, void *ud)
+{
+    struct coil__rq *rq = req->rq;
+    if (!rq || !on_piece || !rq->deferred || rq->aborted || rq->finished || rq->on_piece ||
+        !rq->req.match || !rq->req.match->route || !rq->req.match->route->early)
+        return -EINVAL;
+    rq->on_piece = on_piece;
+    rq->piece_ud = ud;
+    return coil_req_resume(req);
+}
+
+int coil_req_resume(struct coil_req *req)
+{
+    struct coil__rq *rq = req->rq;
+    if (!rq || !rq->deferred || rq->aborted || rq->finished || !rq->on_piece)
+        return -EINVAL;
+    rq->body_resume = true; /* the codec goes on at the end of the batch, off the caller's stack */
+    coil__conn_schedule(req->w, rq->conn);
+    return 0;
+}
+
+int64_t coil_req_body_length(const struct coil_req *req)
+{
+    const struct coil__http_req *h = req->http;
+    if (!h)
+        return 0;
+    if (h->flags & COIL_HTTP_CHUNKED)
+        return -1;
+    return (h->flags & COIL_HTTP_HAS_LENGTH) ? (int64_t)h->content_length : 0;
+}
+
+int coil__request_piece(struct coil__worker *w, struct coil__rq *rq, const void *data, size_t len)
+{
+    rearm_deadline(w, rq);
+    return rq->on_piece(&rq->req, data, len, rq->piece_ud);
 }
 
 int coil_res_length(struct coil_res *res, uint64_t len)

@@ -24,6 +24,7 @@ struct coil__route {
     coil_handler handler;
     void *ud;
     coil_body_fn on_body; /* streaming route: gets the body as it arrives; NULL: buffered */
+    bool early;           /* the handler runs at the head and reads the body (coil_req_read) */
     uint64_t max_body;    /* per-route body limit; 0 = engine default */
 };
 

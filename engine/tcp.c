@@ -19,6 +19,8 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -241,7 +243,9 @@ static void conn_free(struct coil__worker *w, struct coil_conn *c)
     release_buffers(w, c);
     close(c->fd);
     w->open--;
-    atomic_store_explicit(&w->stats.open, w->open, memory_order_relaxed);
+    if (c->flags & CONN_OUTBOUND)
+        w->outbound--;
+    atomic_store_explicit(&w->stats.open, w->open - w->outbound, memory_order_relaxed);
     coil__slab_put(&w->conns, c->idx);
 }
 
@@ -264,6 +268,13 @@ void coil__conn_abort(struct coil__worker *w, struct coil_conn *c)
      * covers a socket that shutdown no longer reaches. */
     shutdown(c->fd, SHUT_RDWR);
     cancel_recv(w, c);
+    if (c->flags & CONN_CONNECTING) {
+        struct io_uring_sqe *sqe = coil__sqe(w);
+        if (sqe) { /* else the connect ends by itself (refused, or its timeout in the kernel) */
+            io_uring_prep_cancel64(sqe, UD(OP_CONNECT, c->idx, c->gen), 0);
+            io_uring_sqe_set_data64(sqe, UD(OP_IGNORE, 0, 0));
+        }
+    }
 }
 
 /* A completion for a closing connection arrived. */
@@ -519,7 +530,7 @@ static void accept_one(struct coil__worker *w, int fd)
     c->proto = &coil__http1;
     c->timer.cb = on_conn_timer;
     w->open++;
-    atomic_store_explicit(&w->stats.open, w->open, memory_order_relaxed);
+    atomic_store_explicit(&w->stats.open, w->open - w->outbound, memory_order_relaxed);
     STAT_INC(w, connections);
     /* A connection that never sends a byte is closed silently at the header timeout. */
     c->read_deadline = w->now_ms + w->app->cfg.header_timeout_ms;
@@ -528,6 +539,71 @@ static void accept_one(struct coil__worker *w, int fd)
         return;
     }
     coil__conn_set_timer(w, c);
+}
+
+/* ---- outbound connections --------------------------------------------------------------- */
+
+struct coil_conn *coil__tcp_connect(struct coil__worker *w, const struct sockaddr *sa,
+                                    socklen_t len, const struct coil__proto *proto,
+                                    struct coil__uconn *uc, int *err)
+{
+    /* Blocking, like accepted sockets: io_uring polls and never blocks the worker on it. */
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = -errno;
+        return NULL;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    uint32_t idx, gen;
+    struct coil_conn *c = coil__slab_get(&w->conns, &idx, &gen);
+    if (!c) {
+        close(fd);
+        *err = -ENOBUFS;
+        return NULL;
+    }
+    struct io_uring_sqe *sqe = coil__sqe(w);
+    if (!sqe) {
+        close(fd);
+        coil__slab_put(&w->conns, idx);
+        *err = -EBUSY;
+        return NULL;
+    }
+    c->fd = fd;
+    c->idx = idx;
+    c->gen = gen;
+    c->proto = proto;
+    c->uc = uc;
+    c->timer.cb = on_conn_timer;
+    c->flags = CONN_OUTBOUND | CONN_CONNECTING;
+    w->open++;
+    w->outbound++;
+    io_uring_prep_connect(sqe, fd, sa, len);
+    io_uring_sqe_set_data64(sqe, UD(OP_CONNECT, idx, gen));
+    c->inflight++;
+    return c;
+}
+
+static void on_connect(struct coil__worker *w, const struct io_uring_cqe *cqe)
+{
+    struct coil_conn *c = coil__slab_at(&w->conns, UD_IDX(cqe->user_data), UD_GEN(cqe->user_data));
+    assert(c); /* the connect in flight keeps its slot */
+    if (!c)
+        return;
+    c->inflight--;
+    c->flags &= (uint16_t)~CONN_CONNECTING;
+    if (c->flags & CONN_CLOSING) {
+        closing_done(w, c);
+        return;
+    }
+    int res = cqe->res;
+    if (res == 0 && arm_recv(w, c) < 0)
+        res = -EBUSY;
+    coil__conn_hold(c);
+    c->proto->on_connect(w, c, res > 0 ? 0 : res);
+    if (res < 0)
+        coil__conn_abort(w, c);
+    coil__conn_release(w, c);
 }
 
 static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
@@ -623,6 +699,7 @@ void coil__tcp_init(void)
     coil__loop_handle(OP_ACCEPT, on_accept);
     coil__loop_handle(OP_RECV, on_recv);
     coil__loop_handle(OP_SEND, on_send);
+    coil__loop_handle(OP_CONNECT, on_connect);
     coil__loop_on(EV_SERVE, serve);
     coil__loop_on(EV_BATCH, flush_all);
     coil__loop_on(EV_DRAIN, drain);

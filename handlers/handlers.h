@@ -15,5 +15,7 @@ int kv_routes(struct coil_app *app);
 int arena_routes(struct coil_app *app);
 /* /delay/:ms and /events (Server-Sent Events): responses that wait on timers */
 int wait_routes(struct coil_app *app);
+/* /relay/PATH: one call to the --backend service per request (coil_fetch) */
+int relay_routes(struct coil_app *app);
 
 #endif

@@ -1,0 +1,394 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proxy.c: the reverse proxy, a handler like any other built on the public API: it defers,
+ * sends the request upstream with coil_fetch (owned by the request, so a client that goes
+ * away cancels the upstream exchange), and streams the response back with coil_res_stream at
+ * the client's pace: a write that would pass COIL_STREAM_HIGH pauses the fetch, and the
+ * client's drain resumes it, so a slow client slows the upstream down instead of the worker
+ * buffering the body. What crosses is filtered as RFC 9110 7.6.1 says (hop-by-hop fields and
+ * the ones Connection lists stay behind) and the X-Forwarded-* and Via fields are added.
+ *
+ * Also the --proxy PREFIX=URL option [COIL_PROXY], which every coil binary has.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+#define VIA "1.1 coil"
+
+struct coil__proxy_route {
+    struct coil_upstream *up;
+    size_t prefix_len; /* bytes of the pattern before its "*" */
+    struct coil__proxy_route *next;
+};
+
+/* Per request, in its arena. */
+struct pstate {
+    struct coil_req *req;
+    struct coil_res *res;
+    struct coil_fetch f;
+    bool streaming;
+    bool ended; /* the fetch reported DONE or ERROR: body pieces left are dropped */
+};
+
+/* ---- hop-by-hop fields ------------------------------------------------------------------ */
+
+static bool hop_by_hop(struct coil_str n)
+{
+    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection", "te",
+                                        "transfer-encoding", "upgrade",    "trailer"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (n.len == strlen(names[i]) && coil__http_name_eq(n, names[i]))
+            return true;
+    return false;
+}
+
+/* Is name one of the comma-separated tokens of a Connection field value? */
+static bool listed(struct coil_str list, struct coil_str name)
+{
+    const char *p = list.ptr, *e = p + list.len;
+    while (p < e) {
+        while (p < e && (*p == ',' || *p == ' ' || *p == '\t'))
+            p++;
+        const char *t = p;
+        while (p < e && *p != ',')
+            p++;
+        const char *te = p;
+        while (te > t && (te[-1] == ' ' || te[-1] == '\t'))
+            te--;
+        if ((size_t)(te - t) == name.len && name.len) {
+            size_t i = 0;
+            while (i < name.len && ((t[i] | 0x20) == (name.ptr[i] | 0x20)))
+                i++;
+            if (i == name.len)
+                return true;
+        }
+    }
+    return false;
+}
+
+static bool connection_listed(const struct coil_header *h, size_t n, struct coil_str name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name.len == 10 && coil__http_name_eq(h[i].name, "connection") &&
+            listed(h[i].value, name))
+            return true;
+    return false;
+}
+
+/* ---- the response ----------------------------------------------------------------------- */
+
+static void on_writable(void *ud)
+{
+    struct pstate *st = ud;
+    coil_fetch_resume(st->f);
+}
+
+static int copy_head(struct pstate *st, const struct coil_fetch_ev *ev)
+{
+    struct coil_res *res = st->res;
+    coil_res_status(res, ev->status);
+    struct coil_str via = {NULL, 0};
+    for (size_t i = 0; i < ev->nheaders; i++) {
+        const struct coil_header *h = &ev->headers[i];
+        if (hop_by_hop(h->name) || connection_listed(ev->headers, ev->nheaders, h->name))
+            continue;
+        struct coil_str n = h->name;
+        if ((n.len == 4 && coil__http_name_eq(n, "date")) ||
+            (n.len == 6 && coil__http_name_eq(n, "server")) ||
+            (n.len == 14 && coil__http_name_eq(n, "content-length")))
+            continue; /* the engine writes these */
+        if (n.len == 3 && coil__http_name_eq(n, "via")) {
+            via = h->value;
+            continue;
+        }
+        int err = coil_res_headern(res, n.ptr, n.len, h->value.ptr, h->value.len);
+        if (err < 0)
+            return err;
+    }
+    if (via.len) {
+        char *v = coil_req_alloc(st->req, via.len + sizeof(VIA) + 2);
+        if (!v)
+            return -ENOMEM;
+        size_t k =
+            (size_t)snprintf(v, via.len + sizeof(VIA) + 2, "%.*s, " VIA, (int)via.len, via.ptr);
+        return coil_res_headern(res, "Via", 3, v, k);
+    }
+    return coil_res_header(res, "Via", VIA);
+}
+
+static int on_event(const struct coil_fetch_ev *ev, void *ud)
+{
+    struct pstate *st = ud;
+    struct coil_res *res = st->res;
+    switch (ev->kind) {
+    case COIL_FETCH_HEAD:
+        if (copy_head(st, ev) < 0) {
+            coil_res_fail(res, 502);
+            return -1;
+        }
+        if (ev->length >= 0)
+            coil_res_length(res, (uint64_t)ev->length);
+        if (coil_res_stream(res) < 0) {
+            return -1; /* -EPIPE: the client is gone, and the fetch with it */
+        }
+        st->streaming = true;
+        return 0;
+    case COIL_FETCH_BODY: {
+        int err = coil_res_write(res, ev->data, ev->len);
+        if (err == 0)
+            return 0;
+        if (err == -EAGAIN) {
+            coil_res_on_writable(res, on_writable, st);
+            return COIL_FETCH_PAUSE;
+        }
+        if (err != -EPIPE)
+            coil_res_fail(res, 502);
+        return -1;
+    }
+    case COIL_FETCH_DONE:
+        st->ended = true;
+        coil_res_finish(res);
+        return 0;
+    case COIL_FETCH_ERROR:
+        st->ended = true;
+        coil_res_fail(res, ev->error == -ETIMEDOUT ? 504 : 502);
+        return 0;
+    case COIL_FETCH_WRITABLE:
+        coil_req_resume(st->req);
+        return 0;
+    }
+    return 0;
+}
+
+/* The client's body, piece by piece, on its way upstream at the upstream's pace. */
+static int on_piece(struct coil_req *req, const void *data, size_t len, void *ud)
+{
+    (void)req;
+    struct pstate *st = ud;
+    if (st->ended)
+        return 0; /* answered already: the rest is dropped (and the connection closes) */
+    if (!data) {
+        coil_fetch_write_end(st->f);
+        return 0;
+    }
+    return coil_fetch_write(st->f, data, len) == -EAGAIN ? COIL_BODY_PAUSE : 0;
+}
+
+/* ---- the request ------------------------------------------------------------------------ */
+
+static int client_addr(struct coil_req *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (!req->rq || !req->rq->conn ||
+        getpeername(req->rq->conn->fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    const void *a = ss.ss_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+    return inet_ntop(ss.ss_family, a, out, (socklen_t)cap) ? 0 : -1;
+}
+
+static int fail_now(struct coil_res *res, int err)
+{
+    coil_res_fail(res, err == -EBUSY ? 503 : err == -ENOMEM ? 503 : 502);
+    return 0;
+}
+
+static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    const struct coil__proxy_route *pr = ud;
+    struct pstate *st = coil_req_alloc(req, sizeof(*st));
+    if (!st)
+        return -ENOMEM;
+    memset(st, 0, sizeof(*st));
+    struct coil_defer d = coil_res_defer(res, NULL, NULL);
+    if (!d.id)
+        return -ENOMEM;
+    st->req = coil_defer_req(d); /* the request's own copy from here on */
+    st->res = res;
+    req = st->req;
+
+    /* The target: the upstream's base path, the rest of ours, the query. */
+    size_t blen;
+    const char *base = coil__upstream_base(pr->up, &blen);
+    struct coil_str path = coil_req_path(req), query = coil_req_query(req);
+    size_t skip = path.len < pr->prefix_len ? path.len : pr->prefix_len;
+    size_t tlen = blen + (path.len - skip) + (query.len ? 1 + query.len : 0);
+    char *target = coil_req_alloc(req, tlen + 1);
+    if (!target)
+        return fail_now(res, -ENOMEM);
+    char *t = target;
+    memcpy(t, base, blen);
+    t += blen;
+    memcpy(t, path.ptr + skip, path.len - skip);
+    t += path.len - skip;
+    if (query.len) {
+        *t++ = '?';
+        memcpy(t, query.ptr, query.len);
+        t += query.len;
+    }
+
+    /* The headers: the client's, less hop-by-hop ones, plus ours. */
+    size_t nh = coil_req_header_count(req);
+    struct coil_header *in = coil_req_alloc(req, sizeof(*in) * (nh + 1));
+    struct coil_header *out = coil_req_alloc(req, sizeof(*out) * (nh + 4));
+    if (!in || !out)
+        return fail_now(res, -ENOMEM);
+    for (size_t i = 0; i < nh; i++)
+        coil_req_header_at(req, i, &in[i].name, &in[i].value);
+    size_t no = 0;
+    struct coil_str xff = {NULL, 0}, via = {NULL, 0}, host = {NULL, 0};
+    for (size_t i = 0; i < nh; i++) {
+        struct coil_str n = in[i].name;
+        if (hop_by_hop(n) || connection_listed(in, nh, n))
+            continue;
+        if ((n.len == 4 && coil__http_name_eq(n, "host"))) {
+            host = in[i].value;
+            continue;
+        }
+        if ((n.len == 14 && coil__http_name_eq(n, "content-length")) ||
+            (n.len == 6 && coil__http_name_eq(n, "expect")) ||
+            (n.len == 17 && coil__http_name_eq(n, "x-forwarded-proto")) ||
+            (n.len == 16 && coil__http_name_eq(n, "x-forwarded-host")))
+            continue;
+        if (n.len == 15 && coil__http_name_eq(n, "x-forwarded-for")) {
+            xff = in[i].value;
+            continue;
+        }
+        if (n.len == 3 && coil__http_name_eq(n, "via")) {
+            via = in[i].value;
+            continue;
+        }
+        out[no++] = in[i];
+    }
+    char ip[INET6_ADDRSTRLEN];
+    if (client_addr(req, ip, sizeof(ip)) < 0)
+        strcpy(ip, "unknown");
+    size_t iplen = strlen(ip);
+    char *v = coil_req_alloc(req, xff.len + iplen + 3);
+    char *vv = coil_req_alloc(req, via.len + sizeof(VIA) + 3);
+    if (!v || !vv)
+        return fail_now(res, -ENOMEM);
+    size_t k = xff.len ? (size_t)sprintf(v, "%.*s, %s", (int)xff.len, xff.ptr, ip)
+                       : (size_t)sprintf(v, "%s", ip);
+    out[no++] = (struct coil_header){{"X-Forwarded-For", 15}, {v, k}};
+    out[no++] = (struct coil_header){{"X-Forwarded-Proto", 17}, {"http", 4}};
+    if (host.len)
+        out[no++] = (struct coil_header){{"X-Forwarded-Host", 16}, host};
+    k = via.len ? (size_t)sprintf(vv, "%.*s, " VIA, (int)via.len, via.ptr)
+                : (size_t)sprintf(vv, VIA);
+    out[no++] = (struct coil_header){{"Via", 3}, {vv, k}};
+
+    struct coil_str method = coil_req_method(req);
+    char *m = coil_req_alloc(req, method.len + 1);
+    if (!m)
+        return fail_now(res, -ENOMEM);
+    memcpy(m, method.ptr, method.len);
+    m[method.len] = 0;
+    int64_t declared = coil_req_body_length(req);
+    struct coil_fetch_req fr = {.method = m,
+                                .target = {target, tlen},
+                                .headers = out,
+                                .nheaders = no,
+                                .stream_body = declared != 0,
+                                .stream_length = declared};
+    int err = coil_fetch(req, pr->up, &fr, on_event, st, &st->f);
+    if (err < 0)
+        return fail_now(res, err);
+    if (declared != 0 && coil_req_read(req, on_piece, st) < 0)
+        return fail_now(res, -ENOMEM);
+    return 0;
+}
+
+/* ---- routes ----------------------------------------------------------------------------- */
+
+void coil__proxies_free(struct coil_app *app)
+{
+    while (app->proxies) {
+        struct coil__proxy_route *n = app->proxies->next;
+        free(app->proxies);
+        app->proxies = n;
+    }
+}
+
+int coil_route_proxy(struct coil_app *app, const char *pattern, const char *url)
+{
+    if (!app || !pattern || !url)
+        return -EINVAL;
+    size_t pl = strlen(pattern);
+    if (pl < 2 || pattern[0] != '/' || pattern[pl - 1] != '*' || pattern[pl - 2] != '/' ||
+        strchr(pattern, ':'))
+        return -EINVAL;
+    struct coil_upstream *up = coil_upstream(app, url, NULL);
+    if (!up)
+        return -EINVAL;
+    struct coil__proxy_route *pr = calloc(1, sizeof(*pr));
+    if (!pr)
+        return -ENOMEM;
+    pr->up = up;
+    pr->prefix_len = pl - 1;
+    pr->next = app->proxies;
+    app->proxies = pr;
+    static const char *const methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        /* Early routes: the handler runs at the head, and the body streams through. */
+        int err = coil_route_stream(app, methods[i], pattern, NULL, proxy_handler, pr);
+        if (err < 0)
+            return err;
+    }
+    return 0;
+}
+
+/* --proxy PREFIX=URL: PREFIX is a path ending in "/" (the route is PREFIX*). */
+static int proxy_option(const char *value, void *ud)
+{
+    struct coil_app *app = ud;
+    /* The variable may hold several, separated by spaces. */
+    const char *p = value;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, ' ');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char item[1024];
+        if (n >= sizeof(item) - 1)
+            return -1;
+        memcpy(item, p, n);
+        item[n] = 0;
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item || eq[-1] != '/') {
+            fprintf(stderr, "coil: --proxy wants PREFIX=URL with PREFIX ending in '/', "
+                            "like /api/=http://127.0.0.1:9000/\n");
+            return -1;
+        }
+        *eq = 0;
+        char pattern[1040];
+        snprintf(pattern, sizeof(pattern), "%s*", item);
+        int err = coil_route_proxy(app, pattern, eq + 1);
+        if (err < 0) {
+            fprintf(stderr, "coil: --proxy %s=%s: %s\n", item, eq + 1,
+                    err == -EEXIST ? "that prefix is routed already" : "bad prefix or URL");
+            return -1;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+int coil__proxy_option(struct coil_app *app)
+{
+    return coil_app_option(app, "proxy", "COIL_PROXY", "PREFIX=URL",
+                           "reverse-proxy PREFIX* to URL (repeatable; the variable takes several, "
+                           "space-separated), e.g. /api/=http://127.0.0.1:9000/",
+                           proxy_option, app);
+}
