@@ -421,6 +421,10 @@ int coil_app_run(struct coil_app *app)
         app_free(app);
         return r > 0 ? 0 : 2;
     }
+    if (coil__proxies_apply(app) < 0) {
+        app_free(app);
+        return 2;
+    }
     if (app->cfg.lim.max_body_bytes > app->body_cap)
         app->body_cap = app->cfg.lim.max_body_bytes;
     app->parse_lim = app->cfg.lim;

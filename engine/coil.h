@@ -481,7 +481,12 @@ int coil_fetch_cancel(struct coil_fetch f); /* fn never runs again; 0 or -ENOENT
  * the body. The response's status, headers (hop-by-hop ones removed, Via added) and body come
  * back streamed, at the client's pace. Faults: upstream refused or reset before its head, or a
  * malformed response: 502; timed out: 504; no connection free and the queue full: 503; the
- * upstream fails mid-body: the client's connection is closed.
+ * upstream fails mid-body: the client's connection is closed. Timeouts come from
+ * --proxy-connect-timeout and --proxy-read-timeout (head, then between body reads); request
+ * bodies stream through (early routes, above) up to the route's limit (coil_route_max_body on
+ * each method, else --max-body-bytes: 413 beyond). url's names are resolved when coil_app_run
+ * starts (a name that does not resolve stops it with status 2). -EINVAL for a bad pattern or
+ * a URL that is not http://, -EEXIST if the pattern is routed already.
  */
 int coil_route_proxy(struct coil_app *app, const char *pattern, const char *url);
 

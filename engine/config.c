@@ -66,10 +66,15 @@ static const struct optdef opts[] = {
      "graceful shutdown before open connections are forced closed"},
     {"handler-timeout", "COIL_HANDLER_TIMEOUT", K_DUR, F(handler_timeout_ms), 1, 86400000,
      "a deferred response not started by then gets 504; a stream idle that long is closed"},
+    {"proxy-connect-timeout", "COIL_PROXY_CONNECT_TIMEOUT", K_DUR, F(proxy_connect_timeout_ms), 1,
+     86400000, "--proxy: connecting to the upstream, including a wait for a free connection"},
+    {"proxy-read-timeout", "COIL_PROXY_READ_TIMEOUT", K_DUR, F(proxy_read_timeout_ms), 1,
+     86400000, "--proxy: the upstream's response head, then each wait between body reads (504)"},
 };
 
 static const char *const defaults_text[] = {
-    "8080", "0.0.0.0", "CPUs", "16384", "8K", "100", "1M", "10s", "30s", "60s", "30s", "30s", "30s",
+    "8080", "0.0.0.0", "CPUs", "16384", "8K", "100", "1M", "10s",
+    "30s",  "60s",     "30s",  "30s",   "30s", "2s",  "30s",
 };
 
 void coil__config_defaults(struct coil__config *c)
@@ -88,6 +93,8 @@ void coil__config_defaults(struct coil__config *c)
     c->write_timeout_ms = 30000;
     c->drain_timeout_ms = 30000;
     c->handler_timeout_ms = 30000;
+    c->proxy_connect_timeout_ms = 2000;
+    c->proxy_read_timeout_ms = 30000;
     c->linger_ms = 2000;
     c->recv_buf_size = 16384;
     c->recv_buf_count = 512;

@@ -56,6 +56,8 @@ struct coil__config {
     uint64_t write_timeout_ms;   /* a send making no progress */
     uint64_t drain_timeout_ms;   /* graceful shutdown, then force */
     uint64_t handler_timeout_ms; /* a deferred response not finished by then: 504 */
+    uint64_t proxy_connect_timeout_ms; /* --proxy upstreams: connect */
+    uint64_t proxy_read_timeout_ms;    /* --proxy upstreams: response head, body reads */
     uint64_t linger_ms;          /* after the last response, wait for the peer's FIN */
     uint32_t recv_buf_size;      /* bytes per provided buffer */
     uint32_t recv_buf_count;     /* provided buffers per worker (power of two) */
@@ -203,6 +205,9 @@ void coil__conn_pause(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_unpause(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_set_timer(struct coil__worker *w, struct coil_conn *c);
 size_t coil__conn_queued(const struct coil_conn *c); /* output bytes not yet sent */
+/* The peer's address as text ("192.0.2.7", "2001:db8::1"): asked of the kernel once per
+ * connection and kept beside the slab for the next request. Its length, or 0. */
+size_t coil__conn_peer(struct coil__worker *w, struct coil_conn *c, const char **out);
 /* Buffers shared by the transport and the codec: the worker's pool, or the heap when big. */
 void *coil__buf_grow(struct coil__worker *w, void *old, size_t hdr, size_t used, size_t need,
                      uint8_t *pooled, size_t *cap);
@@ -416,6 +421,8 @@ void coil__upstreams_free(struct coil_app *app);
 const char *coil__upstream_base(const struct coil_upstream *up, size_t *len);
 int coil__proxy_option(struct coil_app *app); /* --proxy */
 void coil__proxies_free(struct coil_app *app);
+/* Creates the proxy routes' upstreams once the options are known: 0, or -1 (logged). */
+int coil__proxies_apply(struct coil_app *app);
 
 /* ---- workers (loop.c) ---- */
 
@@ -529,6 +536,8 @@ struct coil__worker {
     bool forced;                 /* drain timeout passed: connections were aborted */
     uint32_t open;               /* connections open on this worker (inbound and outbound) */
     uint32_t outbound;           /* of which upstream connections (client.c) */
+    struct coil__peer *peers; /* coil__conn_peer's cache, by connection slot; grown on use */
+    uint32_t npeers;
     struct coil__client *client; /* upstream pools and fetches (client.c) */
     uint64_t *flush;             /* (index << 32 | generation) of connections with output */
     uint32_t nflush;

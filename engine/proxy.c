@@ -23,7 +23,8 @@
 #define VIA "1.1 coil"
 
 struct coil__proxy_route {
-    struct coil_upstream *up;
+    struct coil_upstream *up; /* made by coil__proxies_apply */
+    char *url;
     size_t prefix_len; /* bytes of the pattern before its "*" */
     struct coil__proxy_route *next;
 };
@@ -183,19 +184,6 @@ static int on_piece(struct coil_req *req, const void *data, size_t len, void *ud
 
 /* ---- the request ------------------------------------------------------------------------ */
 
-static int client_addr(struct coil_req *req, char *out, size_t cap)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (!req->rq || !req->rq->conn ||
-        getpeername(req->rq->conn->fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    const void *a = ss.ss_family == AF_INET6
-                        ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                        : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
-    return inet_ntop(ss.ss_family, a, out, (socklen_t)cap) ? 0 : -1;
-}
-
 static int fail_now(struct coil_res *res, int err)
 {
     coil_res_fail(res, err == -EBUSY ? 503 : err == -ENOMEM ? 503 : 502);
@@ -269,16 +257,19 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
         }
         out[no++] = in[i];
     }
-    char ip[INET6_ADDRSTRLEN];
-    if (client_addr(req, ip, sizeof(ip)) < 0)
-        strcpy(ip, "unknown");
-    size_t iplen = strlen(ip);
+    const char *ip;
+    size_t iplen = coil__conn_peer(req->w, req->rq->conn, &ip);
+    if (!iplen) {
+        ip = "unknown";
+        iplen = 7;
+    }
     char *v = coil_req_alloc(req, xff.len + iplen + 3);
     char *vv = coil_req_alloc(req, via.len + sizeof(VIA) + 3);
     if (!v || !vv)
         return fail_now(res, -ENOMEM);
-    size_t k = xff.len ? (size_t)sprintf(v, "%.*s, %s", (int)xff.len, xff.ptr, ip)
-                       : (size_t)sprintf(v, "%s", ip);
+    size_t k = xff.len
+                   ? (size_t)sprintf(v, "%.*s, %.*s", (int)xff.len, xff.ptr, (int)iplen, ip)
+                   : (size_t)sprintf(v, "%.*s", (int)iplen, ip);
     out[no++] = (struct coil_header){{"X-Forwarded-For", 15}, {v, k}};
     out[no++] = (struct coil_header){{"X-Forwarded-Proto", 17}, {"http", 4}};
     if (host.len)
@@ -314,6 +305,7 @@ void coil__proxies_free(struct coil_app *app)
 {
     while (app->proxies) {
         struct coil__proxy_route *n = app->proxies->next;
+        free(app->proxies->url);
         free(app->proxies);
         app->proxies = n;
     }
@@ -327,13 +319,13 @@ int coil_route_proxy(struct coil_app *app, const char *pattern, const char *url)
     if (pl < 2 || pattern[0] != '/' || pattern[pl - 1] != '*' || pattern[pl - 2] != '/' ||
         strchr(pattern, ':'))
         return -EINVAL;
-    struct coil_upstream *up = coil_upstream(app, url, NULL);
-    if (!up)
+    if (strncmp(url, "http://", 7) != 0 || !url[7] || url[7] == '/')
         return -EINVAL;
     struct coil__proxy_route *pr = calloc(1, sizeof(*pr));
-    if (!pr)
+    if (!pr || !(pr->url = strdup(url))) {
+        free(pr);
         return -ENOMEM;
-    pr->up = up;
+    }
     pr->prefix_len = pl - 1;
     pr->next = app->proxies;
     app->proxies = pr;
@@ -381,6 +373,26 @@ static int proxy_option(const char *value, void *ud)
             return -1;
         }
         p += n;
+    }
+    return 0;
+}
+
+int coil__proxies_apply(struct coil_app *app)
+{
+    const struct coil__config *cfg = &app->cfg;
+    struct coil_upstream_opts o = {
+        .connect_timeout_ms = (uint32_t)cfg->proxy_connect_timeout_ms,
+        .head_timeout_ms = (uint32_t)cfg->proxy_read_timeout_ms,
+        .idle_timeout_ms = (uint32_t)cfg->proxy_read_timeout_ms,
+    };
+    for (struct coil__proxy_route *pr = app->proxies; pr; pr = pr->next) {
+        if (pr->up)
+            continue;
+        pr->up = coil_upstream(app, pr->url, &o);
+        if (!pr->up) {
+            fprintf(stderr, "coil: cannot proxy to %s (see above)\n", pr->url);
+            return -1;
+        }
     }
     return 0;
 }

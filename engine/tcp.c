@@ -18,6 +18,7 @@
  * connection's own worker.
  */
 #include <assert.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -104,6 +105,43 @@ size_t coil__conn_queued(const struct coil_conn *c)
     if (c->out)
         n += c->out->len - c->out->sent;
     return n;
+}
+
+struct coil__peer {
+    uint32_t gen; /* the connection's generation when it was asked; 0: never */
+    uint8_t len;
+    char text[INET6_ADDRSTRLEN];
+};
+
+size_t coil__conn_peer(struct coil__worker *w, struct coil_conn *c, const char **out)
+{
+    if (c->idx >= w->npeers) {
+        uint32_t n = w->npeers ? w->npeers : 64;
+        while (n <= c->idx)
+            n *= 2;
+        struct coil__peer *np = coil__wrealloc(&w->wa, w->peers, n * sizeof(*np));
+        if (!np)
+            return 0;
+        memset(np + w->npeers, 0, (n - w->npeers) * sizeof(*np));
+        w->peers = np;
+        w->npeers = n;
+    }
+    struct coil__peer *p = &w->peers[c->idx];
+    if (p->gen != c->gen) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+            return 0;
+        const void *a = ss.ss_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)&ss)->sin_addr;
+        if (!inet_ntop(ss.ss_family, a, p->text, sizeof(p->text)))
+            return 0;
+        p->len = (uint8_t)strlen(p->text);
+        p->gen = c->gen;
+    }
+    *out = p->text;
+    return p->len;
 }
 
 void coil__conn_partial_free(struct coil__worker *w, struct coil_conn *c)
@@ -724,4 +762,7 @@ void coil__tcp_stop(struct coil__worker *w)
         coil__bufpool_fini(&w->bufs);
     coil__wfree(&w->wa, w->flush);
     w->flush = NULL;
+    coil__wfree(&w->wa, w->peers);
+    w->peers = NULL;
+    w->npeers = 0;
 }
