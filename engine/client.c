@@ -447,6 +447,8 @@ static int emit(struct coil__fetch *f, struct coil_fetch_ev *ev)
  * not touched: the caller decides. */
 static void fail(struct coil__worker *w, struct coil__fetch *f, int err)
 {
+    if (f->state == F_QUEUED && (f->qprev || f->pool->qhead == f))
+        queue_remove(f->pool, f); /* before the state changes: fetch_free goes by it */
     if (f->uc) {
         f->uc->f = NULL;
         f->uc = NULL;

@@ -492,6 +492,8 @@ static long stream_body(struct coil__worker *w, struct coil_conn *c, struct coil
 /* Keeps body bytes received while the reader pauses (or before it is set). */
 static int hold_raw(struct coil__worker *w, struct coil__rq *rq, const char *data, size_t n)
 {
+    if (!n)
+        return 0;
     if (rq->body_raw_len + n > rq->body_raw_cap) {
         size_t cap = rq->body_raw_cap ? rq->body_raw_cap : w->app->cfg.recv_buf_size;
         while (cap < rq->body_raw_len + n)

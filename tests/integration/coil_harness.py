@@ -34,6 +34,7 @@ OPTION_ENV = (
     "COIL_PORT", "COIL_BIND", "COIL_WORKERS", "COIL_MAX_CONNS", "COIL_MAX_HEADER_BYTES",
     "COIL_MAX_HEADERS", "COIL_MAX_BODY_BYTES", "COIL_HEADER_TIMEOUT", "COIL_BODY_TIMEOUT",
     "COIL_IDLE_TIMEOUT", "COIL_WRITE_TIMEOUT", "COIL_DRAIN_TIMEOUT", "COIL_HANDLER_TIMEOUT",
+    "COIL_PROXY",
 )
 
 LISTEN_RE = re.compile(r"^coil: listening on (\S+):(\d+) with (\d+) workers?$")
@@ -68,6 +69,10 @@ def testapp_bin():
 
 def whitebox_bin():
     return built_bin("COIL_WHITEBOX", "tests", "coil_whitebox")
+
+
+def fetchapp_bin():
+    return built_bin("COIL_FETCHAPP", "tests", "coil_fetchapp")
 
 
 def clean_env(extra=None):
@@ -628,6 +633,13 @@ class CoilTestCase(unittest.TestCase):
     def start_app(self, *args, env=None, add_addr=True, expect_exit=0):
         """Like start(), for testapp (tests/integration/testapp.c) instead of the demo."""
         srv = Server(args, env=env, add_addr=add_addr, program=testapp_bin())
+        self._servers.append(srv)
+        self.addCleanup(self._stop_checked, srv, expect_exit)
+        return srv
+
+    def start_fetchapp(self, *args, env=None, add_addr=True, expect_exit=0):
+        """Like start(), for fetchapp (tests/integration/fetchapp.c): coil_fetch from handlers."""
+        srv = Server(args, env=env, add_addr=add_addr, program=fetchapp_bin())
         self._servers.append(srv)
         self.addCleanup(self._stop_checked, srv, expect_exit)
         return srv
