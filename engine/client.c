@@ -562,12 +562,21 @@ static int start_on(struct coil__worker *w, struct coil__fetch *f, struct coil__
         memcpy(e, "0\r\n\r\n", 5);
         c->pend->len += 5;
     }
-    coil__conn_queue_flush(w, c);
     c->read_deadline = 0;
     coil__conn_set_timer(w, c);
     f->state = F_SENT;
     f->received = 0;
     arm(w, f, w->now_ms + f->pool->up->o.head_timeout_ms);
+    /* Queuing the flush can fail and close c: f is detached meanwhile, so that failure is
+     * reported here and not through f. */
+    u->f = NULL;
+    f->uc = NULL;
+    coil__conn_hold(c);
+    coil__conn_queue_flush(w, c);
+    if (!coil__conn_release(w, c))
+        return -ENOMEM; /* u went with c */
+    u->f = f;
+    f->uc = u;
     return 0;
 }
 
@@ -1200,6 +1209,8 @@ int coil_fetch(struct coil_req *owner, struct coil_upstream *up, const struct co
         f->deadline = w->now_ms + up->o.total_timeout_ms;
     err = place(w, f);
     if (err < 0) {
+        if (f->server >= 0)
+            f->pool->srv[f->server].outstanding--;
         fetch_free(w, f);
         return err;
     }
@@ -1278,9 +1289,9 @@ int coil_fetch_write(struct coil_fetch h, const void *data, size_t len)
     if (f->chunked_body)
         p = put(p, "\r\n", 2);
     c->pend->len += (size_t)(p - start);
-    coil__conn_queue_flush(w, c);
     if (!f->chunked_body)
         f->body_left -= len;
+    coil__conn_queue_flush(w, c); /* may close c, and end f: touch neither after */
     return 0;
 }
 

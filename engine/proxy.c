@@ -175,11 +175,16 @@ static int on_piece(struct coil_req *req, const void *data, size_t len, void *ud
     struct pstate *st = ud;
     if (st->ended)
         return 0; /* answered already: the rest is dropped (and the connection closes) */
-    if (!data) {
-        coil_fetch_write_end(st->f);
-        return 0;
+    int err = data ? coil_fetch_write(st->f, data, len) : coil_fetch_write_end(st->f);
+    if (err == -EAGAIN)
+        return COIL_BODY_PAUSE;
+    if (err < 0 && err != -ENOENT) {
+        /* Out of memory: the upstream would wait for bytes that never come. */
+        coil_fetch_cancel(st->f);
+        st->ended = true;
+        coil_res_fail(st->res, 503);
     }
-    return coil_fetch_write(st->f, data, len) == -EAGAIN ? COIL_BODY_PAUSE : 0;
+    return 0;
 }
 
 /* ---- the request ------------------------------------------------------------------------ */
@@ -267,9 +272,8 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
     char *vv = coil_req_alloc(req, via.len + sizeof(VIA) + 3);
     if (!v || !vv)
         return fail_now(res, -ENOMEM);
-    size_t k = xff.len
-                   ? (size_t)sprintf(v, "%.*s, %.*s", (int)xff.len, xff.ptr, (int)iplen, ip)
-                   : (size_t)sprintf(v, "%.*s", (int)iplen, ip);
+    size_t k = xff.len ? (size_t)sprintf(v, "%.*s, %.*s", (int)xff.len, xff.ptr, (int)iplen, ip)
+                       : (size_t)sprintf(v, "%.*s", (int)iplen, ip);
     out[no++] = (struct coil_header){{"X-Forwarded-For", 15}, {v, k}};
     out[no++] = (struct coil_header){{"X-Forwarded-Proto", 17}, {"http", 4}};
     if (host.len)

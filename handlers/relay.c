@@ -55,7 +55,8 @@ static int on_backend(const struct coil_fetch_ev *ev, void *ud)
                 coil_res_fail(r->res, 503);
                 return -1;
             }
-            memcpy(nb, r->body, r->len);
+            if (r->len)
+                memcpy(nb, r->body, r->len);
             r->body = nb;
             r->cap = cap;
         }

@@ -7,7 +7,8 @@ serving) fail once, and the server logs "an allocation failed by injection" when
 N = 1, 2, ... the same workload runs against a fresh one-worker server: keep-alive, pipelined,
 bodies by length and chunked, a streamed upload, deferred responses with requests pipelined
 behind them, a Server-Sent Events stream, a client that leaves while its response waits,
-engine answers (404, 405, 400), 100-continue and the replicated store. Every request must get a
+engine answers (404, 405, 400), 100-continue and the replicated store; then, on a server with
+--proxy and --backend in front of a second coil, the upstream client's paths. Every request must get a
 response or a closed connection, never silence (the reads are bounded); afterwards a fresh
 request must be answered 200 (the worker lives), and the server must stop cleanly with exit
 status 0 and no sanitizer report (LeakSanitizer runs at exit in the ASan build). The sweep ends
@@ -133,6 +134,73 @@ class AllocFailTest(CoilTestCase):
         # nothing.
         self.assertGreater(injected_runs, 10)
         print("swept %d allocations" % injected_runs, file=sys.stderr)
+
+
+def proxy_workload(port):
+    """The upstream client's paths: proxied requests kept alive and pipelined, bodies both ways
+    (by length and chunked, streamed through), a handler's own fetch (/relay), a client that
+    leaves while its proxied request waits."""
+    seen = []
+
+    def step(data, n=1):
+        c = Conn(port, timeout=READ_TIMEOUT)
+        try:
+            if send(c, data):
+                seen.extend(r.status for r in answered(c, n))
+        finally:
+            c.close()
+
+    step(b"".join(request("GET", "/up/plaintext") for _ in range(3)), 3)
+    step(request("POST", "/up/echo", body=b"p" * 30000), 1)
+    step(request("POST", "/up/echo", body=chunked(b"a" * 100, b"b" * 20000, b"c"),
+                 headers=["Transfer-Encoding: chunked"]), 1)
+    step(request("GET", "/up/json") + request("GET", "/relay/plaintext"), 2)
+    step(request("GET", "/up/events?n=3&every=2"), 1)
+    gone = Conn(port, timeout=READ_TIMEOUT)
+    send(gone, request("GET", "/up/delay/2000"))
+    time.sleep(0.05)
+    gone.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    gone.close()
+    time.sleep(0.02)
+    return seen
+
+
+class ProxyAllocFailTest(CoilTestCase):
+    def test_every_allocation_of_a_proxied_request_can_fail_once(self):
+        back = Server(["--workers", "1", "--max-body-bytes", "1M"])
+        self.addCleanup(back.stop)
+        url = "http://127.0.0.1:%d/" % back.port
+        injected_runs = 0
+        for n in range(1, MAX_N + 1):
+            srv = Server(["--workers", "1", "--drain-timeout", "5s", "--proxy", "/up/=" + url,
+                          "--backend", url], env={"COIL_TEST_ALLOC_FAIL": str(n)})
+            try:
+                seen = proxy_workload(srv.port)
+                # Proxied requests allocate, so the one failure may fall on one of these (a
+                # 503); every other one must be answered in full: the worker lives.
+                c = Conn(srv.port, timeout=READ_TIMEOUT)
+                after = [c.request("GET", "/up/plaintext") for _ in range(3)]
+                c.close()
+                ok = [r for r in after if (r.status, r.body) == (200, b"Hello, World!")]
+                self.assertGreaterEqual(len(ok), 2, "after failing allocation %d: %r" % (n, after))
+                self.assertTrue(all(r.status in (200, 503) for r in after), after)
+                code = srv.stop(signal.SIGTERM, timeout=20)
+            except BaseException:
+                srv.stop(signal.SIGKILL)
+                print("allocation %d; server log:\n%s" % (n, srv.log_text()), file=sys.stderr)
+                raise
+            self.assertEqual(code, 0, "allocation %d: exit status\n%s" % (n, srv.log_text()))
+            self.assertEqual(srv.sanitizer_lines(), [],
+                             "allocation %d:\n%s" % (n, srv.log_text()))
+            if "an allocation failed by injection" not in srv.log_text():
+                break
+            injected_runs += 1
+            self.assertTrue(all(s in (200, 502, 503) for s in seen),
+                            "allocation %d: statuses %r" % (n, seen))
+        else:
+            self.fail("the workload still reached allocation %d" % MAX_N)
+        self.assertGreater(injected_runs, 10)
+        print("swept %d allocations of the proxy" % injected_runs, file=sys.stderr)
 
 
 if __name__ == "__main__":
