@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 
-from coil_harness import (CoilTestCase, Conn, ProtocolError, _Buffer, _read_chunked, get,
+from coil_harness import (CoilTestCase, Conn, ProtocolError, _Buffer, _read_chunked, chunked, get,
                           get_stats, main, need_tool, raw, raw_until_eof, request, vm_rss_kib,
                           wait_until)
 from upstreams import (MALFORMED, MALFORMED_BODY, FaultServer, PatternChecker, big, canned,
@@ -288,6 +288,21 @@ class Bodies(ProxyCase):
         growth = (max(samples) - baseline) / 1024
         self.assertLess(growth, 16, "RSS grew by %.0f MiB for a 20 MiB upload (samples %s)"
                         % (growth, samples))
+
+    def test_pipelined_requests_with_bodies(self):
+        # Bodies read after the handler ran (early routes) must end exactly where the next
+        # pipelined request starts, whatever their framing.
+        up = self.upstream(echo())
+        srv = self.proxy(up.url)
+        data = (request("POST", "/up/a", body=b"hello") + request("GET", "/up/b") +
+                request("POST", "/up/c", body=chunked(b"ab", b"c"),
+                        headers=["Transfer-Encoding: chunked"]) +
+                request("GET", "/plaintext") + request("PUT", "/up/d", body=b"x" * 70000))
+        rs = raw(srv.port, data, count=5)
+        self.assertEqual([r.status for r in rs], [200] * 5, rs)
+        self.assertEqual(rs[3].body, b"Hello, World!")
+        self.assertEqual([q.target for q in up.requests], ["/a", "/b", "/c", "/d"])
+        self.assertEqual([q.body for q in up.requests], [b"hello", b"", b"abc", b"x" * 70000])
 
     def test_chunked_client_body_streamed_chunked(self):
         # Request bodies stream through without being held whole, so a body of unknown length
