@@ -369,9 +369,9 @@ static void app_free(struct coil_app *app)
 static void register_modules(void)
 {
     coil__loop_init();
+    coil__client_init(); /* its batch hook (resumed fetches) runs before tcp's flush */
     coil__tcp_init();
     coil__wait_init();
-    coil__client_init();
 }
 
 int coil__modules_start(struct coil__worker *w)

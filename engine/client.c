@@ -87,7 +87,9 @@ struct coil__uconn {
     struct coil__fetch *f;           /* the exchange on it; NULL when idle or connecting alone */
     struct coil__uconn *prev, *next; /* the server's idle list */
     bool idle;
-    bool reused; /* it has carried a response already */
+    bool reused;    /* it has carried a response already */
+    bool connected; /* its connect completed */
+    bool probe;     /* it is its server's probe after a down time */
 };
 
 enum { F_QUEUED, F_CONNECTING, F_SENT, F_BODY, F_DONE };
@@ -113,6 +115,7 @@ struct coil__fetch {
     bool body_done;    /* coil_fetch_write_end ran */
     bool end_pending;  /* ... before the request could be sent: its terminator follows it */
     bool want_writable;
+    bool conn_failed;   /* its connection failed (not the upstream's orderly close) */
     uint64_t body_left; /* a streamed body's bytes still to write (with a length) */
     bool in_cb, dead, paused, resume_due;
     int server; /* the server it was sent to, -1 before */
@@ -390,6 +393,8 @@ static void uconn_gone(struct coil__worker *w, struct coil__uconn *u)
     struct server_state *s = &u->pool->srv[u->server];
     idle_remove(s, u);
     s->conns--;
+    if (u->probe && s->probing)
+        s->probing = false; /* the probe went before its connect told anything: probe again */
     struct pool *p = u->pool;
     coil__wfree(&w->wa, u);
     if (p->qhead)
@@ -475,9 +480,11 @@ static int place(struct coil__worker *w, struct coil__fetch *f)
 {
     struct pool *p = f->pool;
     const struct coil_upstream *up = p->up;
-    /* The server that is up with the fewest requests in flight here; round robin among equals.
-     * A server down past its time gets one probing request. */
+    /* The server that is up and has a connection to give (idle, or room for a new one) with
+     * the fewest requests in flight here; round robin among equals. A server down past its
+     * time gets one probing request. Servers up but all full: the request waits. */
     int best = -1;
+    bool any_up = false;
     uint32_t best_out = UINT32_MAX;
     for (uint32_t k = 0; k < up->nservers; k++) {
         uint32_t i = (p->rr + k) % up->nservers;
@@ -486,13 +493,23 @@ static int place(struct coil__worker *w, struct coil__fetch *f)
             if (s->down_until > w->now_ms || s->probing)
                 continue;
         }
-        if (s->outstanding < best_out) {
+        any_up = true;
+        bool room = (s->idle && !f->fresh && !s->down_until) || s->conns < up->o.max_conns;
+        if (room && s->outstanding < best_out) {
             best = (int)i;
             best_out = s->outstanding;
         }
     }
-    if (best < 0)
+    if (!any_up)
         return -EHOSTUNREACH;
+    if (best < 0) {
+        if (p->qlen >= up->o.max_queue)
+            return -EBUSY;
+        f->state = F_QUEUED;
+        queue_push(p, f);
+        arm(w, f, f->queued_at + up->o.connect_timeout_ms);
+        return 0;
+    }
     p->rr = ((uint32_t)best + 1) % up->nservers;
     struct server_state *s = &p->srv[best];
     if (s->idle && !f->fresh && !s->down_until) {
@@ -502,7 +519,7 @@ static int place(struct coil__worker *w, struct coil__fetch *f)
         s->outstanding++;
         return start_on(w, f, u);
     }
-    if (s->conns < up->o.max_conns) {
+    {
         struct coil__uconn *u = coil__walloc(&w->wa, sizeof(*u));
         if (!u)
             return -ENOMEM;
@@ -519,7 +536,7 @@ static int place(struct coil__worker *w, struct coil__fetch *f)
         }
         s->conns++;
         if (s->down_until)
-            s->probing = true;
+            s->probing = u->probe = true;
         f->server = best;
         s->outstanding++;
         f->uc = u;
@@ -528,12 +545,6 @@ static int place(struct coil__worker *w, struct coil__fetch *f)
         arm(w, f, f->queued_at + up->o.connect_timeout_ms);
         return 0;
     }
-    if (p->qlen >= up->o.max_queue)
-        return -EBUSY;
-    f->state = F_QUEUED;
-    queue_push(p, f);
-    arm(w, f, f->queued_at + up->o.connect_timeout_ms);
-    return 0;
 }
 
 /* Queues the request on u's connection. */
@@ -587,6 +598,10 @@ static void dispatch_queued(struct coil__worker *w, struct pool *p)
         struct coil__fetch *f = p->qhead;
         queue_remove(p, f);
         f->state = F_CONNECTING; /* off the queue while placed */
+        if (f->dead) {
+            fail(w, f, 0); /* cancelled while it waited: ends quietly */
+            continue;
+        }
         int err = place(w, f);
         if (err == 0) {
             if (f->state == F_QUEUED) {
@@ -910,8 +925,8 @@ static int feed(struct coil__worker *w, struct coil__fetch *f, char *data, size_
                 fail_conn(w, f, 0);
                 return -1;
             }
-            return 0; /* paused or not, all of it is taken */
-        } else {      /* B_NONE in F_BODY: the end was reached behind a paused piece; more bytes */
+            break; /* paused or not, all of it is taken */
+        } else {   /* B_NONE in F_BODY: the end was reached behind a paused piece; more bytes */
             finish(w, f, false);
             return -1;
         }
@@ -938,6 +953,8 @@ static void p_connect(struct coil__worker *w, struct coil_conn *c, int res)
         return; /* the transport aborts c: p_abort lets go of u */
     }
     connect_ok(p, u->server);
+    u->connected = true;
+    u->probe = false;
     struct coil__fetch *f = u->f;
     if (!f) {
         exchange_done(w, u, true); /* its fetch went away while connecting */
@@ -959,17 +976,19 @@ static void p_data(struct coil__worker *w, struct coil_conn *c, const char *data
     feed(w, f, (char *)data, n);
 }
 
-/* The connection ended under fetch f (EOF or failure). */
-static void lost(struct coil__worker *w, struct coil__uconn *u, struct coil__fetch *f)
+/* The connection ended under fetch f: the upstream's orderly close (eof), or a failure. Only
+ * the former can end a close-delimited body. */
+static void lost(struct coil__worker *w, struct coil__uconn *u, struct coil__fetch *f, bool eof)
 {
     u->f = NULL;
     f->uc = NULL;
     if (f->server >= 0)
         f->pool->srv[f->server].outstanding--;
     f->server = -1;
+    f->conn_failed = !eof;
     if (f->paused)
         return; /* what is held is read on resume, then the end is judged (resume_fetch) */
-    if (f->state == F_BODY && f->body == B_CLOSE) {
+    if (f->state == F_BODY && f->body == B_CLOSE && eof) {
         finish(w, f, false);
         return;
     }
@@ -992,7 +1011,7 @@ static void p_eof(struct coil__worker *w, struct coil_conn *c)
     struct coil__uconn *u = c->uc;
     struct coil__fetch *f = u->f;
     if (f)
-        lost(w, u, f);
+        lost(w, u, f, true);
     if (c->uc == u && (c->flags & CONN_CLOSING) == 0)
         coil__conn_abort(w, c);
 }
@@ -1006,7 +1025,7 @@ static void p_abort(struct coil__worker *w, struct coil_conn *c)
     u->c = NULL;
     struct coil__fetch *f = u->f;
     if (f)
-        lost(w, u, f);
+        lost(w, u, f, false);
     uconn_gone(w, u);
 }
 
@@ -1020,7 +1039,11 @@ static void p_sent(struct coil__worker *w, struct coil_conn *c)
 {
     struct coil__uconn *u = c->uc;
     struct coil__fetch *f = u ? u->f : NULL;
-    if (!f || !f->want_writable || coil__conn_queued(c) > COIL_STREAM_HIGH / 2)
+    if (!f)
+        return;
+    if (f->stream_body && f->state == F_SENT)
+        arm(w, f, w->now_ms + f->pool->up->o.head_timeout_ms); /* the upload progresses */
+    if (!f->want_writable || coil__conn_queued(c) > COIL_STREAM_HIGH / 2)
         return;
     f->want_writable = false;
     struct coil_fetch_ev ev = {.kind = COIL_FETCH_WRITABLE};
@@ -1291,6 +1314,8 @@ int coil_fetch_write(struct coil_fetch h, const void *data, size_t len)
     c->pend->len += (size_t)(p - start);
     if (!f->chunked_body)
         f->body_left -= len;
+    if (f->state == F_SENT) /* the wait for the head counts from the last byte written */
+        arm(w, f, w->now_ms + f->pool->up->o.head_timeout_ms);
     coil__conn_queue_flush(w, c); /* may close c, and end f: touch neither after */
     return 0;
 }
@@ -1361,7 +1386,7 @@ static void resume_fetch(struct coil__worker *w, struct coil__fetch *f)
     }
     if (!f->uc) {
         /* The connection ended while paused: what was held was all there will be. */
-        if (f->state == F_BODY && f->body == B_CLOSE)
+        if (f->state == F_BODY && f->body == B_CLOSE && !f->conn_failed)
             finish(w, f, false);
         else
             fail(w, f, -ECONNRESET);
@@ -1416,6 +1441,9 @@ static void run_resumes(struct coil__worker *w)
 
 void coil__fetches_drop_owner(struct coil__worker *w, struct coil__rq *rq)
 {
+    /* All are silenced first: ending one may start or fail another queued one. */
+    for (struct coil__fetch *f = rq->fetches; f; f = f->owner_next)
+        f->dead = true;
     while (rq->fetches) {
         struct coil__fetch *f = rq->fetches;
         owner_unlink(f);

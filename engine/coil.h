@@ -406,7 +406,8 @@ struct coil_fetch_req {
  * Errors: -ECONNREFUSED (connect refused), -ETIMEDOUT (connect, head, idle or total timeout),
  * -ECONNRESET (the connection failed or closed before the response was complete), -EPROTO (the
  * response was malformed or smuggling-shaped: bad status line or header, Content-Length with
- * Transfer-Encoding, disagreeing lengths, bad chunk framing; it is never passed on), -ENOMEM.
+ * Transfer-Encoding, disagreeing lengths, bad chunk framing; it is never passed on), -ENOMEM,
+ * -EHOSTUNREACH (it waited for a connection and every server was marked down meanwhile).
  * Retries: a request that fails on a reused keep-alive connection before any byte of the
  * response is sent again once, on a new connection, if its method is idempotent (GET, HEAD,
  * PUT, DELETE, OPTIONS, TRACE). Nothing else is retried.
@@ -542,7 +543,7 @@ int coil_reply(struct coil_reply *reply, const void *data, size_t len); /* -EALR
 struct coil_stats {
     uint64_t requests;    /* requests answered */
     uint64_t connections; /* connections accepted */
-    uint64_t open;        /* connections open now */
+    uint64_t open;        /* client connections open now (upstream ones are not counted) */
     uint64_t heap_allocs; /* allocations from the workers' jemalloc arenas */
     uint64_t jobs_run;    /* background jobs run */
     uint64_t rejected;    /* requests rejected with 4xx/5xx by the engine */

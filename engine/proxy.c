@@ -83,6 +83,34 @@ static bool connection_listed(const struct coil_header *h, size_t n, struct coil
     return false;
 }
 
+/*
+ * Every value of the list field `lower` in h[0..n), joined with ", ", then tail: the chain a
+ * proxy extends (X-Forwarded-For, Via), whether it came in one field line or several. In the
+ * request's arena; {NULL, 0} when out of memory.
+ */
+static struct coil_str chain(struct coil_req *req, const struct coil_header *h, size_t n,
+                             const char *lower, const char *tail, size_t tail_len)
+{
+    size_t ln = strlen(lower), need = tail_len;
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name.len == ln && coil__http_name_eq(h[i].name, lower))
+            need += h[i].value.len + 2;
+    char *out = coil_req_alloc(req, need);
+    if (!out)
+        return (struct coil_str){NULL, 0};
+    char *p = out;
+    for (size_t i = 0; i < n; i++) {
+        if (h[i].name.len != ln || !coil__http_name_eq(h[i].name, lower) || !h[i].value.len)
+            continue;
+        memcpy(p, h[i].value.ptr, h[i].value.len);
+        p += h[i].value.len;
+        *p++ = ',';
+        *p++ = ' ';
+    }
+    memcpy(p, tail, tail_len);
+    return (struct coil_str){out, (size_t)(p - out) + tail_len};
+}
+
 /* ---- the response ----------------------------------------------------------------------- */
 
 static void on_writable(void *ud)
@@ -95,7 +123,6 @@ static int copy_head(struct pstate *st, const struct coil_fetch_ev *ev)
 {
     struct coil_res *res = st->res;
     coil_res_status(res, ev->status);
-    struct coil_str via = {NULL, 0};
     for (size_t i = 0; i < ev->nheaders; i++) {
         const struct coil_header *h = &ev->headers[i];
         if (hop_by_hop(h->name) || connection_listed(ev->headers, ev->nheaders, h->name))
@@ -105,23 +132,16 @@ static int copy_head(struct pstate *st, const struct coil_fetch_ev *ev)
             (n.len == 6 && coil__http_name_eq(n, "server")) ||
             (n.len == 14 && coil__http_name_eq(n, "content-length")))
             continue; /* the engine writes these */
-        if (n.len == 3 && coil__http_name_eq(n, "via")) {
-            via = h->value;
-            continue;
-        }
+        if (n.len == 3 && coil__http_name_eq(n, "via"))
+            continue; /* extended below */
         int err = coil_res_headern(res, n.ptr, n.len, h->value.ptr, h->value.len);
         if (err < 0)
             return err;
     }
-    if (via.len) {
-        char *v = coil_req_alloc(st->req, via.len + sizeof(VIA) + 2);
-        if (!v)
-            return -ENOMEM;
-        size_t k =
-            (size_t)snprintf(v, via.len + sizeof(VIA) + 2, "%.*s, " VIA, (int)via.len, via.ptr);
-        return coil_res_headern(res, "Via", 3, v, k);
-    }
-    return coil_res_header(res, "Via", VIA);
+    struct coil_str via = chain(st->req, ev->headers, ev->nheaders, "via", VIA, sizeof(VIA) - 1);
+    if (!via.ptr)
+        return -ENOMEM;
+    return coil_res_headern(res, "Via", 3, via.ptr, via.len);
 }
 
 static int on_event(const struct coil_fetch_ev *ev, void *ud)
@@ -195,9 +215,40 @@ static int fail_now(struct coil_res *res, int err)
     return 0;
 }
 
+/* Does the path hold a "." or ".." segment, as sent or percent-encoded ("%2e")? Forwarded, it
+ * could leave the upstream's base path once the upstream normalises it. */
+static bool dot_segment(struct coil_str path)
+{
+    const char *p = path.ptr, *e = p + path.len;
+    while (p < e) {
+        const char *s = p;
+        while (p < e && *p != '/')
+            p++;
+        unsigned dots = 0;
+        bool other = false;
+        for (const char *q = s; q < p && !other;) {
+            if (*q == '.') {
+                dots++;
+                q++;
+            } else if (p - q >= 3 && q[0] == '%' && q[1] == '2' && (q[2] | 0x20) == 'e') {
+                dots++;
+                q += 3;
+            } else {
+                other = true;
+            }
+        }
+        if (!other && (dots == 1 || dots == 2))
+            return true;
+        p++;
+    }
+    return false;
+}
+
 static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
 {
     const struct coil__proxy_route *pr = ud;
+    if (dot_segment(coil_req_path(req)))
+        return coil_res_text(res, 400, "text/plain", "Bad Request: dot segment in path\n");
     struct pstate *st = coil_req_alloc(req, sizeof(*st));
     if (!st)
         return -ENOMEM;
@@ -238,7 +289,7 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
     for (size_t i = 0; i < nh; i++)
         coil_req_header_at(req, i, &in[i].name, &in[i].value);
     size_t no = 0;
-    struct coil_str xff = {NULL, 0}, via = {NULL, 0}, host = {NULL, 0};
+    struct coil_str host = {NULL, 0};
     for (size_t i = 0; i < nh; i++) {
         struct coil_str n = in[i].name;
         if (hop_by_hop(n) || connection_listed(in, nh, n))
@@ -252,14 +303,9 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
             (n.len == 17 && coil__http_name_eq(n, "x-forwarded-proto")) ||
             (n.len == 16 && coil__http_name_eq(n, "x-forwarded-host")))
             continue;
-        if (n.len == 15 && coil__http_name_eq(n, "x-forwarded-for")) {
-            xff = in[i].value;
-            continue;
-        }
-        if (n.len == 3 && coil__http_name_eq(n, "via")) {
-            via = in[i].value;
-            continue;
-        }
+        if ((n.len == 15 && coil__http_name_eq(n, "x-forwarded-for")) ||
+            (n.len == 3 && coil__http_name_eq(n, "via")))
+            continue; /* extended below */
         out[no++] = in[i];
     }
     const char *ip;
@@ -268,19 +314,15 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
         ip = "unknown";
         iplen = 7;
     }
-    char *v = coil_req_alloc(req, xff.len + iplen + 3);
-    char *vv = coil_req_alloc(req, via.len + sizeof(VIA) + 3);
-    if (!v || !vv)
+    struct coil_str xff = chain(req, in, nh, "x-forwarded-for", ip, iplen);
+    struct coil_str via = chain(req, in, nh, "via", VIA, sizeof(VIA) - 1);
+    if (!xff.ptr || !via.ptr)
         return fail_now(res, -ENOMEM);
-    size_t k = xff.len ? (size_t)sprintf(v, "%.*s, %.*s", (int)xff.len, xff.ptr, (int)iplen, ip)
-                       : (size_t)sprintf(v, "%.*s", (int)iplen, ip);
-    out[no++] = (struct coil_header){{"X-Forwarded-For", 15}, {v, k}};
+    out[no++] = (struct coil_header){{"X-Forwarded-For", 15}, xff};
     out[no++] = (struct coil_header){{"X-Forwarded-Proto", 17}, {"http", 4}};
     if (host.len)
         out[no++] = (struct coil_header){{"X-Forwarded-Host", 16}, host};
-    k = via.len ? (size_t)sprintf(vv, "%.*s, " VIA, (int)via.len, via.ptr)
-                : (size_t)sprintf(vv, VIA);
-    out[no++] = (struct coil_header){{"Via", 3}, {vv, k}};
+    out[no++] = (struct coil_header){{"Via", 3}, via};
 
     struct coil_str method = coil_req_method(req);
     char *m = coil_req_alloc(req, method.len + 1);

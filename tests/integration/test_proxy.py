@@ -178,6 +178,16 @@ class Headers(ProxyCase):
         # X-Forwarded-For is appended to
         r = c.request("GET", "/up/h", headers=["X-Forwarded-For: 10.1.2.3"])
         self.assertEqual(up.last().header_all("X-Forwarded-For"), ["10.1.2.3, 127.0.0.1"])
+        # ... and so is a chain sent over several field lines (none of it is lost), and Via
+        r = c.request("GET", "/up/h", headers=["X-Forwarded-For: 10.0.0.1", "Via: 1.0 a",
+                                               "X-Forwarded-For: 10.0.0.2, 10.0.0.3",
+                                               "Via: 1.1 b"])
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(up.last().header_all("X-Forwarded-For"),
+                         ["10.0.0.1, 10.0.0.2, 10.0.0.3, 127.0.0.1"])
+        via = up.last().header_all("Via")
+        self.assertEqual(len(via), 1, via)
+        self.assertTrue(via[0].startswith("1.0 a, 1.1 b, 1.1 "), via)
 
     def test_hop_by_hop_request_headers_removed(self):
         up = self.upstream(canned(b"ok"))

@@ -608,7 +608,8 @@ static const struct invalid_case invalid_cases[] = {
          OK11 "X-A: 0123\x7f"
               "456789abcdef0123456789\r\n\r\n",
          OK11 "X-A: 0123~456789abcdef0123456789\r\n\r\n"),
-    BAD_BIN("NUL in a long value (vector scan)", OK11 "X-A: 0123\0456789abcdef0123456789\r\n\r\n",
+    BAD_BIN("NUL in a long value (vector scan)", OK11 "X-A: 0123\0"
+                 "456789abcdef0123456789\r\n\r\n",
             OK11 "X-A: 0123 456789abcdef0123456789\r\n\r\n"),
     BADF("DEL at the end of a long value", OK11 "X-A: 0123456789abcdef0123456789\x7f\r\n\r\n",
          OK11 "X-A: 0123456789abcdef0123456789~\r\n\r\n"),
