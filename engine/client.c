@@ -1103,7 +1103,8 @@ static bool is_token(const char *p, size_t n)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)p[i];
-        if (ch <= 0x20 || ch >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", ch))
+        bool alnum = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z');
+        if (!alnum && !memchr("!#$%&'*+-.^_`|~", ch, 15))
             return false;
     }
     return true;

@@ -68,12 +68,12 @@ static const struct optdef opts[] = {
      "a deferred response not started by then gets 504; a stream idle that long is closed"},
     {"proxy-connect-timeout", "COIL_PROXY_CONNECT_TIMEOUT", K_DUR, F(proxy_connect_timeout_ms), 1,
      86400000, "--proxy: connecting to the upstream, including a wait for a free connection"},
-    {"proxy-read-timeout", "COIL_PROXY_READ_TIMEOUT", K_DUR, F(proxy_read_timeout_ms), 1,
-     86400000, "--proxy: the upstream's response head, then each wait between body reads (504)"},
+    {"proxy-read-timeout", "COIL_PROXY_READ_TIMEOUT", K_DUR, F(proxy_read_timeout_ms), 1, 86400000,
+     "--proxy: the upstream's response head, then each wait between body reads (504)"},
 };
 
 static const char *const defaults_text[] = {
-    "8080", "0.0.0.0", "CPUs", "16384", "8K", "100", "1M", "10s",
+    "8080", "0.0.0.0", "CPUs", "16384", "8K",  "100", "1M",  "10s",
     "30s",  "60s",     "30s",  "30s",   "30s", "2s",  "30s",
 };
 

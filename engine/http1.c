@@ -423,6 +423,7 @@ static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__h
                                .ka10 = keep && h->minor == 0,
                                .http11 = h->minor == 1};
     if (mr == 0 && m->route->early) {
+        d.early = true;
         if (h->flags & COIL_HTTP_CHUNKED) {
             d.body_mode = BODY_CHUNKED;
         } else if ((h->flags & COIL_HTTP_HAS_LENGTH) && h->content_length) {

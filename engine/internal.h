@@ -50,20 +50,20 @@ struct coil__config {
     unsigned workers;   /* threads, one per CPU */
     uint32_t max_conns; /* per worker */
     struct coil__http_limits lim;
-    uint64_t header_timeout_ms;  /* whole request head, from its first byte */
-    uint64_t body_timeout_ms;    /* between two reads of a body */
-    uint64_t idle_timeout_ms;    /* keep-alive wait for the next request */
-    uint64_t write_timeout_ms;   /* a send making no progress */
-    uint64_t drain_timeout_ms;   /* graceful shutdown, then force */
-    uint64_t handler_timeout_ms; /* a deferred response not finished by then: 504 */
+    uint64_t header_timeout_ms;        /* whole request head, from its first byte */
+    uint64_t body_timeout_ms;          /* between two reads of a body */
+    uint64_t idle_timeout_ms;          /* keep-alive wait for the next request */
+    uint64_t write_timeout_ms;         /* a send making no progress */
+    uint64_t drain_timeout_ms;         /* graceful shutdown, then force */
+    uint64_t handler_timeout_ms;       /* a deferred response not finished by then: 504 */
     uint64_t proxy_connect_timeout_ms; /* --proxy upstreams: connect */
     uint64_t proxy_read_timeout_ms;    /* --proxy upstreams: response head, body reads */
-    uint64_t linger_ms;          /* after the last response, wait for the peer's FIN */
-    uint32_t recv_buf_size;      /* bytes per provided buffer */
-    uint32_t recv_buf_count;     /* provided buffers per worker (power of two) */
-    uint32_t io_buf_size;        /* pooled connection in/out buffers */
-    uint32_t max_pending_out;    /* queued response bytes that pause reading */
-    uint32_t chan_capacity;      /* jobs per channel (power of two) */
+    uint64_t linger_ms;                /* after the last response, wait for the peer's FIN */
+    uint32_t recv_buf_size;            /* bytes per provided buffer */
+    uint32_t recv_buf_count;           /* provided buffers per worker (power of two) */
+    uint32_t io_buf_size;              /* pooled connection in/out buffers */
+    uint32_t max_pending_out;          /* queued response bytes that pause reading */
+    uint32_t chan_capacity;            /* jobs per channel (power of two) */
 };
 
 void coil__config_defaults(struct coil__config *c); /* the documented defaults */
@@ -352,7 +352,8 @@ struct coil__dispatch {
     const char *buf; /* the request's first byte */
     size_t head_len; /* bytes of its head at buf */
     bool head, keep, ka10, http11;
-    uint8_t body_mode; /* an early route's body to read: BODY_* */
+    bool early;        /* an early route: its handler runs before the body is read */
+    uint8_t body_mode; /* that body: BODY_* */
     uint64_t body_len; /* its Content-Length */
     uint64_t body_max;
 };
@@ -530,12 +531,12 @@ struct coil__worker {
     uint32_t br_returned; /* buffers given back since the last ring advance */
     unsigned ring_flags;  /* IORING_SETUP_* the kernel accepted */
     bool ring_ready;
-    bool heap_ready;             /* wa was initialised */
-    bool modules_ready;          /* coil__modules_start ran (its stop frees what it made) */
-    bool eventfd_unarmed;        /* the eventfd read could not be submitted; retried each batch */
-    bool forced;                 /* drain timeout passed: connections were aborted */
-    uint32_t open;               /* connections open on this worker (inbound and outbound) */
-    uint32_t outbound;           /* of which upstream connections (client.c) */
+    bool heap_ready;          /* wa was initialised */
+    bool modules_ready;       /* coil__modules_start ran (its stop frees what it made) */
+    bool eventfd_unarmed;     /* the eventfd read could not be submitted; retried each batch */
+    bool forced;              /* drain timeout passed: connections were aborted */
+    uint32_t open;            /* connections open on this worker (inbound and outbound) */
+    uint32_t outbound;        /* of which upstream connections (client.c) */
     struct coil__peer *peers; /* coil__conn_peer's cache, by connection slot; grown on use */
     uint32_t npeers;
     struct coil__client *client; /* upstream pools and fetches (client.c) */

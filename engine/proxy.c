@@ -42,12 +42,20 @@ struct pstate {
 
 static bool hop_by_hop(struct coil_str n)
 {
-    static const char *const names[] = {"connection",        "keep-alive", "proxy-connection", "te",
-                                        "transfer-encoding", "upgrade",    "trailer"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (n.len == strlen(names[i]) && coil__http_name_eq(n, names[i]))
-            return true;
-    return false;
+    switch (n.len) { /* told apart by length first: most fields are none of these */
+    case 2:
+        return coil__http_name_eq(n, "te");
+    case 7:
+        return coil__http_name_eq(n, "upgrade") || coil__http_name_eq(n, "trailer");
+    case 10:
+        return coil__http_name_eq(n, "connection") || coil__http_name_eq(n, "keep-alive");
+    case 16:
+        return coil__http_name_eq(n, "proxy-connection");
+    case 17:
+        return coil__http_name_eq(n, "transfer-encoding");
+    default:
+        return false;
+    }
 }
 
 /* Is name one of the comma-separated tokens of a Connection field value? */
@@ -71,6 +79,14 @@ static bool listed(struct coil_str list, struct coil_str name)
                 return true;
         }
     }
+    return false;
+}
+
+static bool has_connection(const struct coil_header *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (h[i].name.len == 10 && coil__http_name_eq(h[i].name, "connection"))
+            return true;
     return false;
 }
 
@@ -123,9 +139,10 @@ static int copy_head(struct pstate *st, const struct coil_fetch_ev *ev)
 {
     struct coil_res *res = st->res;
     coil_res_status(res, ev->status);
+    bool conn = has_connection(ev->headers, ev->nheaders);
     for (size_t i = 0; i < ev->nheaders; i++) {
         const struct coil_header *h = &ev->headers[i];
-        if (hop_by_hop(h->name) || connection_listed(ev->headers, ev->nheaders, h->name))
+        if (hop_by_hop(h->name) || (conn && connection_listed(ev->headers, ev->nheaders, h->name)))
             continue;
         struct coil_str n = h->name;
         if ((n.len == 4 && coil__http_name_eq(n, "date")) ||
@@ -290,9 +307,10 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
         coil_req_header_at(req, i, &in[i].name, &in[i].value);
     size_t no = 0;
     struct coil_str host = {NULL, 0};
+    bool conn = has_connection(in, nh);
     for (size_t i = 0; i < nh; i++) {
         struct coil_str n = in[i].name;
-        if (hop_by_hop(n) || connection_listed(in, nh, n))
+        if (hop_by_hop(n) || (conn && connection_listed(in, nh, n)))
             continue;
         if ((n.len == 4 && coil__http_name_eq(n, "host"))) {
             host = in[i].value;

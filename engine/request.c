@@ -60,8 +60,11 @@ static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn 
     rq->count = true;
     rq->in_handler = true;
     rq->deferred = false;
-    rq->body_mode = d->body_mode;
+    rq->on_piece = NULL;
     rq->body_open = d->body_mode != BODY_NONE;
+    if (!d->early)
+        return; /* the rest is read only by an early route's body path */
+    rq->body_mode = d->body_mode;
     rq->body_end_due = !rq->body_open;
     rq->body_paused = rq->body_resume = false;
     rq->body_left = d->body_len;
@@ -69,9 +72,7 @@ static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn 
     rq->body_max = d->body_max;
     if (d->body_mode == BODY_CHUNKED)
         coil__chunked_init(&rq->body_ck);
-    rq->on_piece = NULL;
     rq->piece_ud = NULL;
-    rq->body_piece = rq->body_raw = NULL;
     rq->body_piece_len = rq->body_raw_len = rq->body_raw_cap = 0;
 }
 
