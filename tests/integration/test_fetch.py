@@ -246,6 +246,24 @@ class KeepAlive(FetchCase):
         self.assertEqual([r.seq for r in reqs], list(range(20)))
         self.assertAppClean(app, fetches=20)
 
+    def test_ipv6_upstream_and_two_servers_balanced(self):
+        # [v6]:port in the URL, and a list of servers: sequential fetches alternate (round robin
+        # among servers with nothing in flight), each keeping its own connection.
+        try:
+            a = FaultServer(canned(b"six"), host="::1")
+        except OSError as e:  # a machine without IPv6 loopback
+            self.skipTest("cannot listen on [::1]: %s" % e)
+        self.addCleanup(a.close)
+        b = self.upstream(canned(b"four"))
+        app = self.app("http://%s,%s" % (a.authority, b.authority))
+        bodies = [self.ok(app, target="/n%d" % i)["body"] for i in range(10)]
+        self.assertEqual(sorted(set(bodies)), ["four", "six"], bodies)
+        self.assertEqual((a.request_count(), b.request_count()), (5, 5))
+        self.assertEqual((a.conn_count(), b.conn_count()), (1, 1))
+        # Host is the first server's authority, as written in the URL
+        self.assertEqual(a.last().header("Host"), a.authority)
+        self.assertAppClean(app, fetches=10)
+
     def test_at_most_one_connection_per_worker(self):
         up = self.upstream(canned(b"same"))
         app = self.app(up, workers=2)

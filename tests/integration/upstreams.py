@@ -226,23 +226,26 @@ def _wait_peer_close(conn, timeout):
 # ---- the server ----------------------------------------------------------------------------------
 
 class FaultServer:
-    """A raw HTTP/1.1 server on 127.0.0.1. handler(req) -> [actions]; port 0 picks a free port.
+    """A raw HTTP/1.1 server on 127.0.0.1 (or host, "::1" for IPv6). handler(req) -> [actions];
+    port 0 picks a free port.
     Use as a context manager or call close()."""
 
-    def __init__(self, handler, port=0, backlog=128):
+    def __init__(self, handler, port=0, backlog=128, host="127.0.0.1"):
         self.handler = handler
         self.lock = threading.Lock()
         self.conns = []
         self.requests = []
         self.errors = []  # requests that could not be parsed: a bug in what coil sent
         self.closing = threading.Event()
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        v6 = ":" in host
+        self.lsock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", port))
+        self.lsock.bind((host, port))
         self.lsock.listen(backlog)
         self.lsock.settimeout(0.1)
         self.port = self.lsock.getsockname()[1]
-        self.url = "http://127.0.0.1:%d" % self.port
+        self.authority = "[%s]:%d" % (host, self.port) if v6 else "%s:%d" % (host, self.port)
+        self.url = "http://" + self.authority
         self.threads = []
         self.acceptor = threading.Thread(target=self._accept, daemon=True)
         self.acceptor.start()
