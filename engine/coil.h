@@ -331,7 +331,9 @@ int coil_unwatch(struct coil_watch w);                       /* 0 or -ENOENT */
 #define COIL_BODY_PAUSE 1
 typedef int (*coil_piece_fn)(struct coil_req *req, const void *data, size_t len, void *ud);
 int coil_req_read(struct coil_req *req, coil_piece_fn on_piece, void *ud);
-int coil_req_resume(struct coil_req *req); /* after COIL_BODY_PAUSE; 0 or -EINVAL */
+/* After COIL_BODY_PAUSE: 0, -EINVAL, or -EPIPE when the connection failed under the call (out
+ * of memory): the request was aborted (on_abort ran) and req is gone. coil_req_read the same. */
+int coil_req_resume(struct coil_req *req);
 int64_t coil_req_body_length(const struct coil_req *req);
 
 /*

@@ -525,6 +525,7 @@ static int give_piece(struct coil__worker *w, struct coil_conn *c, struct coil__
     if (!open || c->rq != rq)
         return -1;
     if (rc == COIL_BODY_PAUSE && !end) {
+        rq->body_resume = false; /* only a resume asked for after this pause counts */
         rq->body_piece = coil__walloc(&w->wa, len);
         if (!rq->body_piece) {
             coil__conn_abort(w, c);

@@ -358,7 +358,10 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
     int err = coil_fetch(req, pr->up, &fr, on_event, st, &st->f);
     if (err < 0)
         return fail_now(res, err);
-    if (declared != 0 && coil_req_read(req, on_piece, st) < 0)
+    err = declared != 0 ? coil_req_read(req, on_piece, st) : 0;
+    if (err == -EPIPE)
+        return 0; /* the connection failed under the call: the request is gone */
+    if (err < 0)
         return fail_now(res, -ENOMEM);
     return 0;
 }

@@ -462,7 +462,13 @@ int coil_req_resume(struct coil_req *req)
     if (!rq || !rq->deferred || rq->aborted || rq->finished || !rq->on_piece)
         return -EINVAL;
     rq->body_resume = true; /* the codec goes on at the end of the batch, off the caller's stack */
-    coil__conn_schedule(req->w, rq->conn);
+    struct coil__worker *w = req->w;
+    struct coil_conn *c = rq->conn;
+    bool in_handler = rq->in_handler;
+    coil__conn_hold(c);
+    coil__conn_schedule(w, c); /* out of memory here closes the connection */
+    if (!coil__conn_release(w, c))
+        return stream_failed(w, rq, in_handler); /* rq may be gone: touch nothing */
     return 0;
 }
 

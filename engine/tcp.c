@@ -341,6 +341,8 @@ bool coil__conn_release(struct coil__worker *w, struct coil_conn *c)
 /* The last output is sent: FIN, then discard input until the peer closes or linger ends. */
 static void begin_linger(struct coil__worker *w, struct coil_conn *c)
 {
+    if (c->flags & CONN_LINGER)
+        return; /* flushed again after the last output: the FIN is out already */
     coil__conn_partial_free(w, c);
     if (c->flags & CONN_EOF) {
         coil__conn_abort(w, c);

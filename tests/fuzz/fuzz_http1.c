@@ -20,7 +20,8 @@
  *                         f: 1 HEAD, 2 HTTP/1.0, 4 Connection: close, 8 keep-alive,
  *                         16 Expect: 100-continue, 32 chunked, 64 length x 32, 128 filler
  *                         headers; k: chunk size (k & 127, 0: one chunk), 128 extensions and
- *                         a trailer. Routes and parameters: op_req; make_corpus_http1.py.
+ *                         a trailer. Routes (r % 18) and parameters: op_req;
+ *                         make_corpus_http1.py.
  *   04 RECV s:u16         one completion of the armed recv: up to s & 0x3fff bytes (0: 16384)
  *                         of what the peer wrote in a provided buffer (s & 0x4000: without
  *                         IORING_CQE_F_MORE, as when the CQ overflows), or its EOF / reset; a
@@ -53,6 +54,17 @@
  * hour twice so every timer fires, and the worker stops as the loop stops it (graceful shutdown:
  * the accept is cancelled, the listener closed), leaving the kernel idle.
  *
+ * Early routes (coil_route_stream with on_body NULL: the handler runs at the head, defers and
+ * reads the body with coil_req_read): POST /early reads its whole body, its reader leaving
+ * pieces with COIL_BODY_PAUSE (every other call, each new piece once, or the first piece
+ * twice) and resuming them from a timer (0-100 ms); it answers "early <len> <hash>" at the end
+ * call or from a timer after it, and may start reading from a timer (the body is held until
+ * then) or return -EIO after coil_req_read. /earlys is the same with a 64-byte limit.
+ * POST /earlynow answers before its body is read: in the handler, or at its n-th piece (then
+ * possibly returning COIL_BODY_PAUSE anyway), or from the timer of a pause instead of resuming;
+ * with coil_res_fail (400, 413, 502, 504) or without deferring at all. Operands: op_req,
+ * make_corpus_http1.py.
+ *
  * FUZZ_TRACE=1 prints the ops and one line per response (2: with its head); FUZZ_VERBOSE=1 the
  * engine's log.
  *
@@ -66,8 +78,16 @@
  *  - while a connection carries only harness-built requests, final response k answers
  *    request k: there are never more final responses than requests, a response from a route
  *    echoes X-Seq k (so deferred answers come back in request order), routes that report the
- *    body they received (echo, upload, defer) report its exact length and hash, and a
+ *    body they received (echo, upload, defer, early) report its exact length and hash, and a
  *    100 Continue only comes for the request being answered, once, if it asked;
+ *  - early routes: a response that says X-Unread (answered when its body was surely not all
+ *    read: short of its Content-Length, or chunked and answered in the handler) closes the
+ *    connection, so nothing pipelined behind the body is parsed (an answer after it would break
+ *    the rule above); the reader (early_piece) gets each piece once, non-empty, with data,
+ *    nothing while it pauses (before its coil_req_resume), the piece it left again and the same
+ *    after that, then one end call (NULL, 0) after exactly the Content-Length, nothing after the
+ *    end or after the answer; coil_req_read and coil_req_resume refuse what coil.h says they
+ *    refuse (not deferred, not an early route, a reader already, no reader, finished);
  *  - the transport contract: no on_data re-entered, no protocol call but on_abort on an
  *    aborting connection, no output queued on an aborting or lingering connection (the link
  *    wraps coil__conn_reserve), on_abort leaves no request behind; between two ops (fk_check)
@@ -132,6 +152,8 @@ enum route {
     R_PARAM,
     R_FAIL,
     R_STREAMNOW,
+    R_EARLY,
+    R_EARLYNOW,
     R_COUNT
 };
 
@@ -351,6 +373,8 @@ static void defer_fire(void *ud)
     REQUIRE(coil_res_finish(d->res) == 0);
 }
 
+static int early_piece(struct coil_req *req, const void *data, size_t len, void *ud);
+
 static int h_defer(struct coil_req *req, struct coil_res *res, void *ud)
 {
     (void)ud;
@@ -370,6 +394,7 @@ static int h_defer(struct coil_req *req, struct coil_res *res, void *ud)
         return -ENOMEM;
     REQUIRE(!coil_res_defer(res, NULL, NULL).id); /* twice */
     REQUIRE(coil_defer_res(h) == res && coil_defer_req(h) == req);
+    REQUIRE(coil_req_read(req, early_piece, NULL) == -EINVAL); /* not an early route */
     seq(req, res); /* read again after deferring: the request's own copy */
     d->req = req;
     d->res = res;
@@ -606,6 +631,220 @@ static int h_fail(struct coil_req *req, struct coil_res *res, void *ud)
     return -EINVAL; /* no status set: the engine answers 500 (headers dropped) */
 }
 
+/* ---- early routes: the handler runs at the head and reads the body (coil_req_read) ------ */
+
+/* An early request's reader, in its request's memory (the timers that use it are owned by the
+ * request, so they go with it). */
+struct ectx {
+    struct coil_req *req;
+    struct coil_res *res;
+    int64_t declared;             /* coil_req_body_length: Content-Length, -1 chunked */
+    uint64_t len, hash;           /* what was taken */
+    uint64_t offered;             /* distinct bytes offered (a piece left with PAUSE counts once) */
+    uint64_t left_len, left_hash; /* the piece left with COIL_BODY_PAUSE (0: none) */
+    uint32_t pieces;              /* new pieces offered */
+    uint32_t calls;               /* on_piece calls with data */
+    uint32_t pause; /* 0 never, 1 every other call, 2 each new piece once, 3 the first twice */
+    uint32_t rms;   /* the resume timer */
+    uint32_t after; /* earlynow: answer at this new piece (0: in the handler) */
+    int fail;       /* earlynow: coil_res_fail with this instead of answering */
+    bool now;       /* /earlynow: answers before its body is read */
+    bool fin;       /* /early: answer from a timer after the end */
+    bool ap;        /* earlynow: pause at piece `after`, answer from the timer while paused */
+    bool pp;        /* earlynow: return COIL_BODY_PAUSE from the call that answered */
+    bool paused, ended, answered;
+};
+
+/* /early: "early <len> <hash>" for the body its reader took. */
+static void early_report(struct ectx *e)
+{
+    REQUIRE(!e->answered);
+    e->answered = true;
+    if (body_report(e->req, e->res, "early", e->len, e->hash) < 0)
+        coil_res_status(e->res, 503); /* out of memory (injected): no report */
+    REQUIRE(coil_res_finish(e->res) == 0);
+}
+
+static void early_fin(void *ud)
+{
+    struct ectx *e = ud;
+    REQUIRE(e->ended && !e->paused);
+    early_report(e);
+}
+
+/* /earlynow answers (or fails) now, its body possibly unread: X-Unread says it surely is, and
+ * then the response must close the connection (the checker). */
+static void early_answer_now(struct ectx *e, bool in_handler)
+{
+    REQUIRE(!e->answered);
+    e->answered = true;
+    if (e->fail) {
+        REQUIRE(coil_res_fail(e->res, e->fail) == 0);
+        return;
+    }
+    bool unread = !e->ended && ((e->declared > 0 && e->offered < (uint64_t)e->declared) ||
+                                (e->declared < 0 && in_handler));
+    if (unread)
+        coil_res_header(e->res, "X-Unread", "1");
+    coil_res_text(e->res, 200, "text/plain", "early now\n");
+    REQUIRE(coil_res_finish(e->res) == 0);
+}
+
+static void early_resume(void *ud)
+{
+    struct ectx *e = ud;
+    REQUIRE(e->paused && e->left_len && !e->answered);
+    e->paused = false;
+    int rc = coil_req_resume(e->req);
+    REQUIRE(rc == 0 || rc == -EPIPE); /* -EPIPE: out of memory closed it; e is gone */
+}
+
+/* earlynow, ap: the timer answers instead of resuming (the left piece is dropped). */
+static void early_answer_paused(void *ud)
+{
+    struct ectx *e = ud;
+    REQUIRE(e->paused && e->left_len);
+    early_answer_now(e, false);
+}
+
+static void early_start(void *ud)
+{
+    struct ectx *e = ud;
+    unsigned aborts = aborts_seen;
+    int rc = coil_req_read(e->req, early_piece, e);
+    /* crashes/early-read-aborts-under-call: out of memory inside the call closes the
+     * connection; the request is aborted under it (on_abort ran, e and req are gone), and the
+     * call must say so */
+    REQUIRE(rc == (aborts_seen != aborts ? -EPIPE : 0));
+    if (rc < 0)
+        return;
+    REQUIRE(coil_req_read(e->req, early_piece, e) == -EINVAL); /* a reader already */
+}
+
+static int early_piece(struct coil_req *req, const void *data, size_t len, void *ud)
+{
+    struct ectx *e = ud;
+    REQUIRE(e && e->req == req);
+    REQUIRE(!e->ended && !e->answered); /* nothing after the end, nor after the answer */
+    /* nothing while paused, before its coil_req_resume (crashes/early-pause-reoffered-
+     * without-resume: a resume asked for before the pause used to bring the piece again) */
+    REQUIRE(!e->paused);
+    if (len == 0) {
+        REQUIRE(data == NULL);
+        REQUIRE(!e->left_len); /* the piece left comes again before the end */
+        e->ended = true;
+        REQUIRE(e->offered == e->len);
+        if (e->declared >= 0)
+            REQUIRE(e->len == (uint64_t)e->declared); /* the whole Content-Length, no more */
+        if (e->now) {
+            early_answer_now(e, false); /* the body was shorter than `after` pieces */
+        } else if (e->fin) {
+            if (!coil_timer_after(req, e->rms, early_fin, e).id)
+                early_report(e);
+        } else {
+            early_report(e);
+        }
+        return 0;
+    }
+    REQUIRE(data != NULL);
+    bool repeat = e->left_len != 0;
+    if (repeat) {
+        /* the piece left with COIL_BODY_PAUSE comes again, the same */
+        REQUIRE(len == e->left_len && fnv(0, data, len) == e->left_hash);
+        e->left_len = 0;
+    } else {
+        e->offered += len;
+        e->pieces++;
+        if (e->declared >= 0)
+            REQUIRE(e->offered <= (uint64_t)e->declared);
+    }
+    uint32_t call = e->calls++;
+    bool pause = e->pause == 1   ? (call & 1) == 0
+                 : e->pause == 2 ? !repeat
+                 : e->pause == 3 ? call < 2
+                                 : false;
+    if (e->now && !repeat && e->pieces == e->after) {
+        if (e->ap) {
+            e->left_len = len;
+            e->left_hash = fnv(0, data, len);
+            if (coil_timer_after(req, e->rms, early_answer_paused, e).id) {
+                e->paused = true;
+                return COIL_BODY_PAUSE;
+            }
+            e->left_len = 0;
+        }
+        e->len += len;
+        e->hash = fnv(e->hash, data, len);
+        int rc = e->pp ? COIL_BODY_PAUSE : 0;
+        early_answer_now(e, false); /* req, res and e are gone now */
+        return rc;
+    }
+    if (pause) {
+        e->left_len = len;
+        e->left_hash = fnv(0, data, len);
+        if (coil_timer_after(req, e->rms, early_resume, e).id) {
+            e->paused = true;
+            return COIL_BODY_PAUSE;
+        }
+        e->left_len = 0; /* no timer (out of memory): take it */
+    }
+    e->len += len;
+    e->hash = fnv(e->hash, data, len);
+    return 0;
+}
+
+/* POST /early, /earlys (a 64-byte limit) and /earlynow (ud non-NULL). */
+static int h_early(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    REQUIRE(coil_req_body(req).len == 0);
+    struct ectx *e = coil_req_alloc(req, sizeof(*e)); /* kept across the defer */
+    if (!e)
+        return -ENOMEM;
+    memset(e, 0, sizeof(*e));
+    e->now = ud != NULL;
+    e->hash = fnv(0, NULL, 0);
+    e->declared = coil_req_body_length(req);
+    e->pause = (uint32_t)qnum(req, "pause", 0, 3);
+    e->rms = (uint32_t)qnum(req, "rms", 0, 100000);
+    e->fin = qnum(req, "fin", 0, 1);
+    e->after = (uint32_t)qnum(req, "after", 0, 1000);
+    e->fail = (int)qnum(req, "fail", 0, 599);
+    e->ap = qnum(req, "ap", 0, 1);
+    e->pp = qnum(req, "pp", 0, 1);
+    bool late = qnum(req, "late", 0, 1), rc = qnum(req, "rc", 0, 1);
+    if (e->now && e->after == 0 && qnum(req, "sync", 0, 1)) {
+        /* answers without deferring: its body is skipped by closing */
+        seq(req, res);
+        REQUIRE(coil_req_read(req, early_piece, e) == -EINVAL); /* not deferred */
+        if (e->declared != 0)
+            coil_res_header(res, "X-Unread", "1");
+        return coil_res_text(res, 200, "text/plain", "early sync\n");
+    }
+    if (!coil_res_defer(res, count_abort, NULL).id)
+        return -ENOMEM;
+    seq(req, res);
+    e->req = req;
+    e->res = res;
+    if (e->now && e->after == 0) {
+        early_answer_now(e, true);
+        REQUIRE(coil_req_read(req, early_piece, e) == -EINVAL); /* finished */
+        return rc ? -EIO : 0;
+    }
+    REQUIRE(coil_req_resume(req) == -EINVAL); /* no reader yet */
+    if (late) {
+        /* the body arrives before there is a reader: held */
+        if (!coil_timer_after(req, e->rms, early_start, e).id)
+            return -ENOMEM;
+        return 0;
+    }
+    int rd = coil_req_read(req, early_piece, e);
+    if (rd == -EPIPE)
+        return 0; /* out of memory closed the connection: the request is aborted */
+    REQUIRE(rd == 0);
+    REQUIRE(coil_req_read(req, early_piece, e) == -EINVAL);
+    return rc ? -EIO : 0; /* -EIO: the defer is cancelled (500), the body skipped */
+}
+
 static void route(const char *method, const char *pattern, coil_handler h)
 {
     REQUIRE(coil__router_add(app.router, method, pattern, h, NULL) == 0);
@@ -643,6 +882,20 @@ static void app_init(void)
     coil__router_find(app.router, "POST", "/small")->max_body = 16;
     route("GET", "/p/:id/*", h_param);
     route("GET", "/fail", h_fail);
+    /* early routes (coil_route_stream with on_body NULL): the handler runs at the head */
+    static const struct {
+        const char *pattern;
+        void *ud;
+        uint64_t max_body;
+    } early[] = {{"/early", NULL, 0}, {"/earlys", NULL, 64}, {"/earlynow", &app, 0}};
+    for (size_t i = 0; i < sizeof(early) / sizeof(early[0]); i++) {
+        REQUIRE(coil__router_add(app.router, "POST", early[i].pattern, h_early, early[i].ud) == 0);
+        struct coil__route *er = coil__router_find(app.router, "POST", early[i].pattern);
+        REQUIRE(er);
+        er->on_body = NULL;
+        er->early = true;
+        er->max_body = early[i].max_body; /* coil_route_max_body */
+    }
     /* coil_app_run: body_cap and the parser's limits */
     if (c->lim.max_body_bytes > app.body_cap)
         app.body_cap = c->lim.max_body_bytes;
@@ -698,7 +951,7 @@ struct peer {
     bool server_fin;
     /* the response being read */
     int status;
-    bool r_exact, r_xseq, r_close, r_stream, r_chunked, r_cl;
+    bool r_exact, r_xseq, r_close, r_stream, r_chunked, r_cl, r_unread;
     uint64_t r_xseq_val, r_cl_val, remaining;
     char look[8];
     size_t looklen;
@@ -836,7 +1089,7 @@ static void head_done(struct peer *p)
     REQUIRE(p->raw || k < p->nreqs); /* never more answers than requests */
     p->status = status;
     p->r_exact = p->raw ? k < p->exact : true;
-    p->r_xseq = p->r_close = p->r_stream = p->r_chunked = p->r_cl = false;
+    p->r_xseq = p->r_close = p->r_stream = p->r_chunked = p->r_cl = p->r_unread = false;
     p->r_xseq_val = p->r_cl_val = 0;
     p->bodylen = 0;
     p->r_bodytotal = 0;
@@ -878,11 +1131,19 @@ static void head_done(struct peer *p)
                 p->r_xseq_val = UINT64_MAX; /* a raw request's own value */
         } else if (name_is(line, nl, "x-stream")) {
             p->r_stream = true;
+        } else if (name_is(line, nl, "x-unread")) {
+            p->r_unread = true;
         }
         line = le + 2;
     }
     REQUIRE(server);
     REQUIRE(!(p->r_cl && p->r_chunked));
+    if (p->r_unread && !p->r_close) {
+        /* an early route answered before its body was read: the body cannot be skipped, so
+         * the connection must close after the answer */
+        fprintf(stderr, "response %u: answered with its body unread, without closing\n", k);
+        REQUIRE(!"an answer before the body is read closes the connection");
+    }
     const struct creq *rq = p->r_exact ? &p->reqs[k] : NULL;
     if (trace > 1)
         fprintf(stderr, "%.*s", (int)n, h);
@@ -1182,6 +1443,7 @@ static const int text_status[8] = {200, 201, 204, 304, 100, 418, 999, 500};
 static const int upload_code[4] = {413, 400, 42, 599};
 static const unsigned piece_size[8] = {0, 1, 16, 100, 1000, 4096, 16384, 32768};
 static const unsigned stream_ms[4] = {0, 1, 10, 100};
+static const int early_fail[4] = {400, 413, 502, 504};
 
 /* REQ: builds one request from its operands and queues it on the current peer. */
 static void op_req(struct peer *p, struct reader *r)
@@ -1271,8 +1533,28 @@ static void op_req(struct peer *p, struct reader *r)
     case R_FAIL:
         snprintf(target, sizeof(target), "/fail");
         break;
-    default:
+    case R_STREAMNOW:
         snprintf(target, sizeof(target), "/streamnow?err=%u&rc=%u", b & 1, (b >> 1) & 1);
+        break;
+    case R_EARLY:
+        /* b: pause mode (2 bits), resume timer (2), answer from a timer after the end, read
+         * from a timer (late), the 64-byte route, the handler's -EIO after coil_req_read */
+        method = "POST";
+        snprintf(target, sizeof(target), "/early%s?pause=%u&rms=%u&fin=%u&late=%u&rc=%u",
+                 (b & 64) ? "s" : "", b & 3, stream_ms[(b >> 2) & 3], (b >> 4) & 1, (b >> 5) & 1,
+                 (b >> 7) & (a & 1));
+        cr.report = true;
+        cr.what = "early";
+        break;
+    default: /* R_EARLYNOW */
+        /* b: the piece it answers at (2 bits; 0: in the handler), fail, sync, -EIO, pause
+         * from the answering call, answer from the timer of a pause; a: the fail status (2
+         * bits), the pause mode (2), the resume timer (2) */
+        method = "POST";
+        snprintf(target, sizeof(target),
+                 "/earlynow?after=%u&fail=%u&sync=%u&rc=%u&pp=%u&ap=%u&pause=%u&rms=%u", b & 3,
+                 (b & 4) ? early_fail[a & 3] : 0, (b >> 3) & 1, (b >> 4) & 1, (b >> 5) & 1,
+                 (b >> 6) & 1, (a >> 2) & 3, stream_ms[(a >> 4) & 3]);
         break;
     }
     if (head && strcmp(method, "GET") == 0)

@@ -12,10 +12,26 @@ ACCEPT, SELECT, RAW, REQ, RECV, RECV_ALL, CLOCK, SEND, SEND_ALL, EOF, RESET, BAT
 
 # routes (enum route in fuzz_http1.c)
 TEXT, JSON, ECHO, UPLOAD, DEFER, NOW, STREAM, HANG, ENOMEM, UNOWNED, NOPE, DELETE, SMALL, \
-    PARAM, FAIL, STREAMNOW = range(16)
+    PARAM, FAIL, STREAMNOW, EARLY, EARLYNOW = range(18)
 
 # REQ flags
 F_HEAD, F_10, F_CLOSE, F_KA, F_EXPECT, F_CHUNKED, F_BIG, F_FILL = (1 << i for i in range(8))
+
+# EARLY operand b (op_req in fuzz_http1.c): the reader's pause mode (0 never, 1 every other
+# call, 2 each new piece once, 3 the first piece twice), the resume timer (stream_ms), answer
+# from a timer after the end, start reading from a timer, the 64-byte route /earlys; b & 128
+# with a & 1: the handler returns -EIO after coil_req_read.
+def early_b(pause=0, rms=0, fin=False, late=False, small=False, rc=False):
+    return pause | rms << 2 | fin << 4 | late << 5 | small << 6 | rc << 7
+
+
+# EARLYNOW operands: b: the new piece it answers at (0: in the handler), fail, sync (no defer),
+# -EIO from the handler, COIL_BODY_PAUSE from the answering call, answer from the timer of a
+# pause at that piece; a: the fail status (400, 413, 502, 504), the pause mode, the resume timer.
+def earlynow_ab(after=0, fail=None, sync=False, rc=False, pp=False, ap=False, pause=0, rms=0):
+    b = after | (fail is not None) << 2 | sync << 3 | rc << 4 | pp << 5 | ap << 6
+    a = (fail or 0) | pause << 2 | rms << 4
+    return a, b
 
 
 def req(route, flags=0, length=0, a=0, b=0, chunk=0):
@@ -125,6 +141,45 @@ SEEDS = {
     # the accept's cancel finds no SQE at the drain: a connection still arrives and is closed
     'drain_accept_race': req(DEFER, a=20) + op(RECV_ALL, 0, SQEFAIL, 0, DRAIN, ACCEPT, ACCEPT)
     + clock(ms(30)) + op(SEND_ALL, PUMP) + clock(ms(31000)) + op(SEND_ALL),
+    # early routes (the handler runs at the head, then reads the body with coil_req_read):
+    # pausing readers resumed by timers, Content-Length and chunked bodies, pipelined requests
+    # held behind the body and answered after the early request
+    'early_pipelined': req(EARLY, 0, 3000, b=early_b(pause=1)) + req(TEXT)
+    + req(EARLY, F_CHUNKED, 2000, b=early_b(pause=2, rms=1), chunk=50) + req(ECHO, 0, 10)
+    + req(EARLY, 0, 0, b=early_b(fin=True)) + req(JSON) + recv_all(100) + op(BATCH)
+    + (clock(ms(1)) + op(SEND_ALL, PUMP)) * 8,
+    'early_expect_100': req(EARLY, F_EXPECT, 5000, b=early_b(pause=3))
+    + req(EARLY, F_EXPECT | F_CHUNKED, 700, chunk=13 | 0x80, b=early_b(pause=2, rms=2, fin=True))
+    + req(TEXT) + recv(80) + op(BATCH) + op(SEND_ALL) + recv_all(200)
+    + (clock(ms(10)) + op(SEND_ALL, PUMP)) * 6,
+    # answered before the body is read: the connection closes after the answer and what was
+    # pipelined behind the body is never parsed
+    'early_answer_unread': req(EARLYNOW, 0, 4000, b=1) + req(TEXT) + recv_all(100) + op(PUMP)
+    + op(ACCEPT) + req(EARLYNOW, F_CHUNKED, 500, chunk=20) + req(TEXT) + op(PUMP)
+    + op(ACCEPT) + req(EARLYNOW, 0, 100, *earlynow_ab(sync=True)) + req(TEXT) + op(PUMP)
+    + op(ACCEPT) + req(EARLYNOW, F_EXPECT, 30, *earlynow_ab(after=2)) + req(TEXT)
+    + op(PUMP),
+    'early_fail_pause_answer': req(EARLYNOW, 0, 3000, *earlynow_ab(after=2, fail=2))
+    + req(TEXT) + recv_all(131) + op(PUMP)
+    + op(ACCEPT) + req(EARLYNOW, 0, 2000, *earlynow_ab(after=1, ap=True, rms=2))
+    + recv_all(130) + op(BATCH) + clock(ms(10)) + op(PUMP)
+    + op(ACCEPT) + req(EARLYNOW, F_CHUNKED, 300, *earlynow_ab(after=1, pp=True, pause=2),
+                       chunk=30) + req(TEXT) + recv_all(40) + op(BATCH, PUMP)
+    + op(ACCEPT) + req(EARLYNOW, 0, 0, *earlynow_ab(fail=3, rc=True)) + req(TEXT)
+    + op(PUMP),
+    'early_late_read_small': req(EARLY, 0, 2000, b=early_b(late=True, rms=2)) + req(TEXT)
+    + recv_all(100) + op(BATCH) + clock(ms(10)) + op(SEND_ALL, PUMP)
+    + req(EARLY, 0, 60, b=early_b(small=True)) + req(EARLY, F_CHUNKED, 200, chunk=10,
+                                                      b=early_b(small=True, pause=1))
+    + op(PUMP) + op(ACCEPT) + req(EARLY, 0, 100, b=early_b(small=True)) + op(PUMP)
+    + op(ACCEPT) + req(EARLY, 0, 100, a=1, b=early_b(rc=True)) + req(TEXT) + op(PUMP),
+    # a reader paused when the client goes away, the handler timeout, a drain
+    'early_abort_drain': req(EARLY, 0, 8000, b=early_b(pause=2, rms=3)) + recv_all(135)
+    + op(BATCH, EOF) + recv_all() + op(ACCEPT) + req(EARLY, F_CHUNKED, 5000, chunk=0,
+                                                    b=early_b(pause=1, rms=3))
+    + recv(200) + op(BATCH, DRAIN) + clock(ms(100)) + op(PUMP) + op(ACCEPT)
+    + req(EARLY, 0, 500, b=early_b(late=True, rms=3)) + recv(100) + clock(ms(31000))
+    + op(SEND_ALL, PUMP),
 }
 
 
