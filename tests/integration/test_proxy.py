@@ -35,7 +35,7 @@ from coil_harness import (CoilTestCase, Conn, ProtocolError, _Buffer, _read_chun
 from upstreams import (MALFORMED, MALFORMED_BODY, FaultServer, PatternChecker, big, canned,
                        chunked_response, close_before_head, close_delimited, close_first_reuse,
                        echo, hold, pattern_bytes, raw_then_wait, refused_port, reset_before_head,
-                       reset_mid_body, response, send)
+                       reset_mid_body, response, send, wait_event)
 
 SANITIZED = bool(os.environ.get("COIL_SANITIZE_FLAGS", "").strip())
 MIB = 1 << 20
@@ -520,6 +520,29 @@ class Faults(ProxyCase):
                                              headers=["Connection: close"])).responses[0]
         self.assertEqual(r.status, 502, r)
         self.assertEqual((up2.request_count(), up2.conn_count()), (2, 1))
+
+    def test_drain_finishes_a_proxied_request_then_exits(self):
+        # SIGTERM while a proxied request waits for its upstream: it is answered (with
+        # Connection: close), pooled upstream connections close, and coil exits 0 without
+        # reaching the drain deadline (an upstream connection left open would hold it to it).
+        go = threading.Event()
+        up = self.upstream(lambda req: ([wait_event(go)] if req.target == "/slow" else []) +
+                           [send(response(200, b"done"))])
+        srv = self.proxy(up.url, "--drain-timeout", "30s")
+        self.assertEqual(get(srv.port, "/up/warm").body, b"done")  # leaves a pooled connection
+        c = self.connect(srv)
+        c.send(request("GET", "/up/slow"))
+        up.wait_requests(2)
+        srv.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        go.set()
+        r = c.read_response()
+        self.assertEqual((r.status, r.body), (200, b"done"), r)
+        self.assertTrue(r.has_token("Connection", "close"), r)
+        self.assertEqual(srv.wait_exit(timeout=45), 0, srv.log_text())
+        self.assertNotIn("drain timeout", srv.log_text(), "the drain waited for its deadline")
+        for conn in up.conns:
+            self.assertTrue(conn.peer_closed.wait(5), "an upstream connection stayed open")
 
     def test_client_leaving_closes_the_upstream_connection(self):
         up = self.upstream(hold())
