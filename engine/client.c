@@ -690,21 +690,7 @@ static void finish(struct coil__worker *w, struct coil__fetch *f, bool keep)
 /* Keeps bytes not taken while paused: they are read again on resume. */
 static int hold_raw(struct coil__worker *w, struct coil__fetch *f, const char *data, size_t n)
 {
-    if (!n)
-        return 0;
-    if (f->held_len + n > f->held_cap) {
-        size_t cap = f->held_cap ? f->held_cap : 4096;
-        while (cap < f->held_len + n)
-            cap *= 2;
-        char *nb = coil__wrealloc(&w->wa, f->held, cap);
-        if (!nb)
-            return -ENOMEM;
-        f->held = nb;
-        f->held_cap = cap;
-    }
-    memcpy(f->held + f->held_len, data, n);
-    f->held_len += n;
-    return 0;
+    return coil__bytes_append(w, &f->held, &f->held_len, &f->held_cap, data, n);
 }
 
 static void pause_reading(struct coil__worker *w, struct coil__fetch *f)

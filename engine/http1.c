@@ -493,21 +493,7 @@ static long stream_body(struct coil__worker *w, struct coil_conn *c, struct coil
 /* Keeps body bytes received while the reader pauses (or before it is set). */
 static int hold_raw(struct coil__worker *w, struct coil__rq *rq, const char *data, size_t n)
 {
-    if (!n)
-        return 0;
-    if (rq->body_raw_len + n > rq->body_raw_cap) {
-        size_t cap = rq->body_raw_cap ? rq->body_raw_cap : w->app->cfg.recv_buf_size;
-        while (cap < rq->body_raw_len + n)
-            cap *= 2;
-        char *nb = coil__wrealloc(&w->wa, rq->body_raw, cap);
-        if (!nb)
-            return -ENOMEM;
-        rq->body_raw = nb;
-        rq->body_raw_cap = cap;
-    }
-    memcpy(rq->body_raw + rq->body_raw_len, data, n);
-    rq->body_raw_len += n;
-    return 0;
+    return coil__bytes_append(w, &rq->body_raw, &rq->body_raw_len, &rq->body_raw_cap, data, n);
 }
 
 /* Gives the reader a piece (or the end). 0 taken, 1 left (kept; reading paused), -1 when rq is

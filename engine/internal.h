@@ -212,6 +212,9 @@ size_t coil__conn_peer(struct coil__worker *w, struct coil_conn *c, const char *
 void *coil__buf_grow(struct coil__worker *w, void *old, size_t hdr, size_t used, size_t need,
                      uint8_t *pooled, size_t *cap);
 void coil__buf_free(struct coil__worker *w, void *p, uint8_t pooled);
+/* Appends n bytes to a heap buffer that grows by doubling (from walloc). 0 or -ENOMEM. */
+int coil__bytes_append(struct coil__worker *w, char **buf, size_t *len, size_t *cap,
+                       const void *data, size_t n);
 void coil__conn_partial_free(struct coil__worker *w, struct coil_conn *c);
 /* Opens an outbound connection to sa (which must stay valid until the connect completes) and
  * returns it, CONN_CONNECTING; proto->on_connect tells how it went. NULL with -errno in *err:

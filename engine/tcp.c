@@ -75,6 +75,26 @@ void *coil__buf_grow(struct coil__worker *w, void *old, size_t hdr, size_t used,
     return nb;
 }
 
+int coil__bytes_append(struct coil__worker *w, char **buf, size_t *len, size_t *cap,
+                       const void *data, size_t n)
+{
+    if (!n)
+        return 0;
+    if (*len + n > *cap) {
+        size_t ncap = *cap ? *cap : w->app->cfg.recv_buf_size;
+        while (ncap < *len + n)
+            ncap *= 2;
+        char *nb = coil__wrealloc(&w->wa, *buf, ncap);
+        if (!nb)
+            return -ENOMEM;
+        *buf = nb;
+        *cap = ncap;
+    }
+    memcpy(*buf + *len, data, n);
+    *len += n;
+    return 0;
+}
+
 char *coil__conn_reserve(struct coil__worker *w, struct coil_conn *c, size_t n)
 {
     struct coil__obuf *b = c->pend;
