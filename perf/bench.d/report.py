@@ -47,7 +47,7 @@ def parse_wrk(text, cpu_ns):
         elif f[:1] == ["99%"]:
             num, unit = re.fullmatch(r"([\d.]+)([a-z]+)", f[1]).groups()
             m["p99_us"] = float(num) * WRK_UNITS_US[unit]
-        elif line.startswith("Non-2xx or 3xx responses:"):
+        elif line.lstrip().startswith("Non-2xx or 3xx responses:"):  # wrk indents it
             m["non2xx"] = int(f[-1])
         elif line.lstrip().startswith("Socket errors:"):
             m["sock_errors"] = sum(int(n) for n in re.findall(r"\d+", line))
