@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -214,25 +215,68 @@ static int open_listeners(struct coil_app *app)
 
 /* ---- start-up checks -------------------------------------------------------------------- */
 
+/* This process runs under a seccomp filter (/proc/self/status "Seccomp: 2"). */
+static bool seccomp_filtered(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return false;
+    char line[256];
+    bool on = false;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "Seccomp:", 8) == 0) {
+            on = atoi(line + 8) == 2;
+            break;
+        }
+    fclose(f);
+    return on;
+}
+
+/* The running kernel is one that has io_uring (Linux 5.1 and later). */
+static bool kernel_has_uring(char *release, size_t cap)
+{
+    struct utsname u;
+    if (uname(&u) != 0)
+        return false;
+    snprintf(release, cap, "%s", u.release);
+    unsigned major = 0, minor = 0;
+    sscanf(u.release, "%u.%u", &major, &minor);
+    return major > 5 || (major == 5 && minor >= 1);
+}
+
+/* How to let coil use io_uring under a container runtime's seccomp profile. */
+#define SECCOMP_FIX                                                                                \
+    "Run it with the profile in this repository: podman or docker run --security-opt "             \
+    "seccomp=docker/seccomp.json (or seccomp=unconfined); in Kubernetes, install "                 \
+    "docker/seccomp.json on the nodes and set securityContext.seccompProfile to type "             \
+    "Localhost with its path (docker/README.md shows both)."
+
 static void explain_ring_error(int err, const char *what)
 {
+    char release[65] = "";
+    bool filtered = seccomp_filtered();
     switch (-err) {
     case EPERM:
     case EACCES:
         fprintf(stderr,
                 "coil: %s: operation not permitted. io_uring is disabled here: either the sysctl "
                 "kernel.io_uring_disabled is set (set it to 0, or 1 and add this user to the "
-                "group in kernel.io_uring_group), or a seccomp profile blocks it (Docker's "
-                "default profile does: run with --security-opt seccomp=docker/seccomp.json "
-                "from this repository, or seccomp=unconfined).\n",
-                what);
+                "group in kernel.io_uring_group), or a seccomp profile blocks it%s (Docker's "
+                "default profile does). " SECCOMP_FIX "\n",
+                what, filtered ? " (this process runs under a seccomp filter)" : "");
         break;
     case ENOSYS:
-        fprintf(stderr,
-                "coil: %s: function not implemented. This kernel has no io_uring, or a "
-                "seccomp filter hides it; coil needs Linux 6.1 or newer with io_uring "
-                "enabled.\n",
-                what);
+        if (kernel_has_uring(release, sizeof(release)))
+            fprintf(stderr,
+                    "coil: %s: function not implemented, although this kernel (%s) has io_uring: "
+                    "a seccomp filter hides it%s (the default profiles of podman and containerd "
+                    "answer ENOSYS). " SECCOMP_FIX "\n",
+                    what, release, filtered ? " (this process runs under one)" : "");
+        else
+            fprintf(stderr,
+                    "coil: %s: function not implemented. This kernel (%s) has no io_uring; coil "
+                    "needs Linux 6.1 or newer.\n",
+                    what, release);
         break;
     case ENOMEM:
         fprintf(stderr,

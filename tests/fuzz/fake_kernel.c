@@ -12,8 +12,13 @@
  * Completion: the harness decides what completes and with what (fk_accept, fk_recv_*, fk_send);
  * what a kernel does by itself goes on an internal CQ, reaped at the next loop tail: the result
  * of every ASYNC_CANCEL (OP_IGNORE user data, which no handler takes) and the -ECANCELED of an
- * accept it cancelled. A cancelled recv completes when the harness says so (data may still race
- * the cancel), as does a recv woken by shutdown(SHUT_RDWR) (res 0).
+ * accept or a connect it cancelled. A cancelled recv completes when the harness says so (data may
+ * still race the cancel), as does a recv woken by shutdown(SHUT_RDWR) (res 0).
+ *
+ * Outbound connections (the upstream client's, fuzz_client): tcp.c's socket() reaches
+ * __wrap_socket (with -Wl,--wrap=socket) and gets a fake descriptor; its IORING_OP_CONNECT stays
+ * in flight until the harness completes it (fk_connect: success, or -errno) or it is cancelled;
+ * after that the socket is like an accepted one (recv, send, EOF, reset).
  */
 #include "fake_kernel.h"
 
@@ -64,6 +69,7 @@ void coil__log(const char *fmt, ...)
 
 void fk_init(void)
 {
+    coil__client_init(); /* app.c register_modules: its batch hook runs before tcp's flush */
     coil__tcp_init();
     coil__wait_init();
     REQUIRE(coil__loop_handles(OP_ACCEPT) && coil__loop_handles(OP_RECV) &&
@@ -74,7 +80,7 @@ void fk_init(void)
 
 /* ---- the kernel's state ----------------------------------------------------------------- */
 
-enum { K_ACCEPT = 1, K_RECV, K_SEND };
+enum { K_ACCEPT = 1, K_RECV, K_SEND, K_CONNECT };
 
 struct kop {
     bool used;
@@ -93,7 +99,9 @@ struct ksock {
     bool open;
     bool listener;
     bool shut_rd, shut_wr;
-    bool eof; /* a recv delivered res 0: nothing more will come */
+    bool eof;       /* a recv delivered res 0: nothing more will come */
+    bool outbound;  /* made by socket() (an upstream connection), not accepted */
+    bool connected; /* outbound: its connect completed with success */
     int fd;
 };
 
@@ -197,11 +205,21 @@ static void submit_one(const struct io_uring_sqe *e)
         REQUIRE((e->ioprio & IORING_RECV_MULTISHOT) && e->addr == 0 && e->len == 0);
         s = sock_of(e->fd);
         REQUIRE(s && s->open && !s->listener);
-        REQUIRE(!s->shut_rd); /* armed after the abort shut the socket down */
-        REQUIRE(!s->eof);     /* armed again after the peer's EOF was delivered */
+        REQUIRE(!s->shut_rd);                  /* armed after the abort shut the socket down */
+        REQUIRE(!s->eof);                      /* armed again after the peer's EOF was delivered */
+        REQUIRE(!s->outbound || s->connected); /* not before the connect succeeded */
         REQUIRE(!op_find(e->fd, K_RECV));
         check_owner(ud, e->fd);
         op_new(K_RECV, e->fd, ud);
+        break;
+    case IORING_OP_CONNECT:
+        REQUIRE(UD_OP(ud) == OP_CONNECT);
+        s = sock_of(e->fd);
+        REQUIRE(s && s->open && s->outbound && !s->connected && !s->shut_rd);
+        REQUIRE(e->addr && e->off > 0); /* the address and its length */
+        REQUIRE(!op_find(e->fd, K_CONNECT));
+        check_owner(ud, e->fd);
+        op_new(K_CONNECT, e->fd, ud);
         break;
     case IORING_OP_SEND:
         REQUIRE(UD_OP(ud) == OP_SEND);
@@ -211,6 +229,7 @@ static void submit_one(const struct io_uring_sqe *e)
         REQUIRE(s && s->open && !s->listener);
         REQUIRE(!s->shut_wr);             /* nothing is sent after the FIN (or the abort) */
         REQUIRE(!op_find(e->fd, K_SEND)); /* at most one send in flight per socket */
+        REQUIRE(!s->outbound || s->connected);
         check_owner(ud, e->fd);
         o = op_new(K_SEND, e->fd, ud);
         o->addr = (const char *)(uintptr_t)e->addr;
@@ -226,7 +245,7 @@ static void submit_one(const struct io_uring_sqe *e)
             o = &ops[i];
             if (!o->used || o->ud != e->addr)
                 continue;
-            if (o->kind == K_ACCEPT) {
+            if (o->kind == K_ACCEPT || o->kind == K_CONNECT) {
                 post(o->ud, -ECANCELED, 0);
                 o->used = false;
                 res = 0;
@@ -389,6 +408,61 @@ void fk_send(struct coil__worker *w, int fd, long res)
     finish(w, o, (int32_t)res, 0);
 }
 
+bool fk_connect(struct coil__worker *w, int fd, int res)
+{
+    submit();
+    struct kop *o = op_find(fd, K_CONNECT);
+    if (!o)
+        return false;
+    REQUIRE(res <= 0);
+    if (res == 0)
+        sock_of(fd)->connected = true;
+    finish(w, o, res, 0);
+    return true;
+}
+
+int fk_outbound(unsigned k, bool *connecting)
+{
+    submit();
+    unsigned n = 0;
+    for (unsigned i = 0; i < MAX_SOCKS; i++) {
+        struct ksock *s = &socks[i];
+        if (!s->used || !s->open || !s->outbound)
+            continue;
+        if (n++ == k) {
+            if (connecting)
+                *connecting = op_find(s->fd, K_CONNECT) != NULL;
+            return s->fd;
+        }
+    }
+    return -1;
+}
+
+bool fk_is_outbound(int fd)
+{
+    struct ksock *s = sock_of(fd);
+    return s && s->outbound;
+}
+
+unsigned fk_socket_failures;
+
+int __wrap_socket(int domain, int type, int protocol);
+int __wrap_socket(int domain, int type, int protocol)
+{
+    (void)domain;
+    (void)protocol;
+    REQUIRE(fk_w && (type & SOCK_STREAM));
+    if (fk_socket_failures) {
+        fk_socket_failures--;
+        errno = EMFILE;
+        return -1;
+    }
+    submit();
+    struct ksock *s = sock_new();
+    s->outbound = true;
+    return s->fd;
+}
+
 void coil__give_back(struct coil__worker *w, unsigned bid)
 {
     REQUIRE(w == fk_w && bid < NBUFS && lent[bid]); /* never twice */
@@ -415,7 +489,7 @@ int __wrap_close(int fd)
     REQUIRE(s && s->open); /* never closed twice (the number might be someone else's by then) */
     if (!s->listener) {
         /* A connection's slot goes with its socket: nothing of it may be in flight. */
-        REQUIRE(!op_find(fd, K_RECV) && !op_find(fd, K_SEND));
+        REQUIRE(!op_find(fd, K_RECV) && !op_find(fd, K_SEND) && !op_find(fd, K_CONNECT));
     }
     /* A listener's accept keeps its socket alive until it is cancelled, as in io_uring. */
     s->open = false;
@@ -475,11 +549,20 @@ void fk_check(struct coil__worker *w)
         struct ksock *s = sock_of(c->fd);
         REQUIRE(s && s->open && !s->listener);
         struct kop *r = op_find(c->fd, K_RECV), *o = op_find(c->fd, K_SEND);
-        REQUIRE(!r || (UD_IDX(r->ud) == c->idx && UD_GEN(r->ud) == c->gen));
+        struct kop *k = op_find(c->fd, K_CONNECT);
+        REQUIRE(!k || (UD_IDX(k->ud) == c->idx && UD_GEN(k->ud) == c->gen));
+        REQUIRE(!(c->flags & CONN_OUTBOUND) == !s->outbound);
+        /* a cancelled connect's completion may wait on the kernel's own CQ for the loop's tail */
+        bool kq = false;
+        for (unsigned j = 0; j < nacq; j++)
+            kq |= acq[j].user_data == UD(OP_CONNECT, c->idx, c->gen);
+        REQUIRE(!k || !kq);
+        REQUIRE(!(c->flags & CONN_CONNECTING) == !(k || kq));
+        REQUIRE(!k || (!r && !o)); /* nothing is read or sent before the connect ends */
         REQUIRE(!o || (UD_IDX(o->ud) == c->idx && UD_GEN(o->ud) == c->gen));
         REQUIRE(!(c->flags & CONN_RECV_ARMED) == !r);
         REQUIRE(!(c->flags & CONN_SENDING) == !o);
-        REQUIRE(c->inflight == (r != NULL) + (o != NULL)); /* every hold was released */
+        REQUIRE(c->inflight == (r != NULL) + (o != NULL) + (k || kq)); /* holds released */
         REQUIRE(!(c->flags & CONN_CANCEL_RECV) || (r && r->cancelled));
         if (c->flags & CONN_CLOSING)
             REQUIRE(s->shut_rd && s->shut_wr && !c->in && !c->pend && !c->rq);
@@ -576,6 +659,7 @@ void fk_worker_start(struct coil__worker *w, struct coil_app *app, uint64_t now_
     REQUIRE(coil__tcp_start(w) == 0);
     REQUIRE(coil__request_start(w) == 0);
     REQUIRE(coil__wait_start(w) == 0);
+    REQUIRE(coil__client_start(w) == 0); /* nothing without upstreams */
     coil__self = w;
     coil__loop_run(w, EV_SERVE); /* loop.c run(): the listener's accept */
 }
@@ -597,6 +681,7 @@ void fk_worker_stop(struct coil__worker *w)
     REQUIRE(bq_n == NBUFS);                        /* every provided buffer came back */
     unpoison(br_mem, NBUFS * br_size);
     /* coil__modules_stop without the channels (no jobs here), then loop.c worker_stop */
+    coil__client_stop(w);
     coil__wait_stop(w);
     coil__request_stop(w);
     coil__tcp_stop(w);

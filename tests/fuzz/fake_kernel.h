@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fake_kernel.h: io_uring and sockets without a kernel, for fuzz_http1. The engine's real
+ * fake_kernel.h: io_uring and sockets without a kernel, for fuzz_http1 and fuzz_client. The engine's real
  * transport (tcp.c) runs on top of it unchanged: it prepares SQEs with liburing's inline
  * io_uring_prep_* helpers into a submission array this file hands out (coil__sqe), and the fake
  * kernel reads them, keeps the operations in flight (a multishot accept on the listener, one
@@ -96,6 +96,18 @@ void fk_recv_data(struct coil__worker *w, int fd, const void *data, size_t n, bo
 void fk_recv_end(struct coil__worker *w, int fd, int res);
 /* The send in flight on fd completes: res > 0 bytes reached the peer, or -errno. */
 void fk_send(struct coil__worker *w, int fd, long res);
+
+/* ---- outbound connections (tcp.c's coil__tcp_connect: socket() reaches fk through
+ * -Wl,--wrap=socket and gets a fake descriptor; setsockopt on it fails harmlessly) ---- */
+
+/* socket() calls that fail with EMFILE. Set by the harness. */
+extern unsigned fk_socket_failures;
+/* The connect in flight on fd completes with res (0, or -errno); false if none is. */
+bool fk_connect(struct coil__worker *w, int fd, int res);
+/* The k-th open outbound socket (in the kernel's order), or -1; *connecting: its connect is in
+ * flight. */
+int fk_outbound(unsigned k, bool *connecting);
+bool fk_is_outbound(int fd);
 
 /* The live connection on fd, or NULL. */
 struct coil_conn *fk_conn(struct coil__worker *w, int fd);

@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Options and their environment variables: --help, values that must be refused (exit 2 with a
-message), values that must be accepted (durations, K/M sizes), and a port already in use."""
+message), values that must be accepted (durations, K/M sizes), a port already in use, and
+io_uring refused by a seccomp filter (ENOSYS as podman's and containerd's default profiles
+answer, EPERM as Docker's): coil exits non-zero and names the cause and the fix."""
 
+import os
 import socket
 import subprocess
 
@@ -138,6 +141,37 @@ class PortInUse(CoilTestCase):
             self.fail("coil started on a port that is in use")
         self.assertNotEqual(p.returncode, 0, p.stderr)
         self.assertIn(str(port), p.stderr, "the message should mention the port: %r" % p.stderr)
+
+
+def seccomp_exec_bin():
+    src = os.environ.get("COIL_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+    return os.environ.get("COIL_SECCOMP_EXEC") or os.path.join(src, "build", "tests",
+                                                                "coil_seccomp_exec")
+
+
+class Seccomp(CoilTestCase):
+    def diagnosis(self, errno_name):
+        p = subprocess.run([seccomp_exec_bin(), errno_name, coil_bin(), "--port", "0"],
+                           capture_output=True, text=True, timeout=10, env=clean_env(),
+                           stdin=subprocess.DEVNULL)
+        self.assertNotIn(p.returncode, (0, 2), p.stderr)  # 2 would be seccomp_exec's own failure
+        self.assertNotIn("listening on", p.stderr)
+        return p.stderr
+
+    def test_enosys_names_seccomp_and_the_fix(self):
+        err = self.diagnosis("ENOSYS")
+        self.assertIn("io_uring_setup: function not implemented", err)
+        self.assertIn("seccomp filter hides it", err)
+        self.assertIn("this process runs under one", err)
+        for fix in ("--security-opt seccomp=docker/seccomp.json", "seccompProfile", "Localhost"):
+            self.assertIn(fix, err)
+
+    def test_eperm_names_seccomp_and_the_sysctl(self):
+        err = self.diagnosis("EPERM")
+        self.assertIn("operation not permitted", err)
+        self.assertIn("kernel.io_uring_disabled", err)
+        self.assertIn("this process runs under a seccomp filter", err)
+        self.assertIn("--security-opt seccomp=docker/seccomp.json", err)
 
 
 if __name__ == "__main__":
