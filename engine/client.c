@@ -701,7 +701,9 @@ static void pause_reading(struct coil__worker *w, struct coil__fetch *f)
         coil__conn_pause(w, f->uc->c);
 }
 
-/* One decoded piece of body: reported, or kept if the callback pauses. 0, 1 paused, -1 gone. */
+/* One decoded piece of body: reported, or kept if the callback pauses. 0, 1 paused, -1 the
+ * fetch was cancelled (in the callback), -ENOMEM the piece could not be kept: the caller ends
+ * the fetch with gave_up(rc). */
 static int give(struct coil__worker *w, struct coil__fetch *f, const char *data, size_t n)
 {
     if (!n)
@@ -713,13 +715,19 @@ static int give(struct coil__worker *w, struct coil__fetch *f, const char *data,
     if (rc == COIL_FETCH_PAUSE) {
         f->piece = coil__walloc(&w->wa, n);
         if (!f->piece)
-            return -1;
+            return -ENOMEM;
         memcpy(f->piece, data, n);
         f->piece_len = n;
         pause_reading(w, f);
         return 1;
     }
     return 0;
+}
+
+/* The error a fetch ends with after give() failed: none for a cancel (no event follows). */
+static int gave_up(int rc)
+{
+    return rc == -1 ? 0 : rc;
 }
 
 static void fail_conn(struct coil__worker *w, struct coil__fetch *f, int err)
@@ -859,7 +867,7 @@ static int feed(struct coil__worker *w, struct coil__fetch *f, char *data, size_
             size_t k = n < f->remaining ? n : (size_t)f->remaining;
             int rc = give(w, f, data, k);
             if (rc < 0) {
-                fail_conn(w, f, 0);
+                fail_conn(w, f, gave_up(rc));
                 return -1;
             }
             if (rc == 1) { /* paused: the piece is kept; the rest is raw */
@@ -887,7 +895,7 @@ static int feed(struct coil__worker *w, struct coil__fetch *f, char *data, size_
             size_t used = f->ck.in, out = f->ck.out;
             int rc = give(w, f, data, out);
             if (rc < 0) {
-                fail_conn(w, f, 0);
+                fail_conn(w, f, gave_up(rc));
                 return -1;
             }
             if (rc == 1) {
@@ -908,7 +916,7 @@ static int feed(struct coil__worker *w, struct coil__fetch *f, char *data, size_
         } else if (f->body == B_CLOSE) {
             int rc = give(w, f, data, n);
             if (rc < 0) {
-                fail_conn(w, f, 0);
+                fail_conn(w, f, gave_up(rc));
                 return -1;
             }
             break; /* paused or not, all of it is taken */
@@ -1320,6 +1328,7 @@ int coil_fetch_write_end(struct coil_fetch h)
         return -EPROTO;
     }
     f->body_done = true;
+    f->want_writable = false; /* nothing more to write: no WRITABLE event is due */
     if (!f->chunked_body)
         return 0;
     struct coil_conn *c = f->uc ? f->uc->c : NULL;
@@ -1350,7 +1359,7 @@ static void resume_fetch(struct coil__worker *w, struct coil__fetch *f)
         int rc = give(w, f, piece, n);
         coil__wfree(&w->wa, piece);
         if (rc < 0) {
-            fail_conn(w, f, 0);
+            fail_conn(w, f, gave_up(rc));
             return;
         }
         if (rc == 1)

@@ -409,7 +409,8 @@ struct coil_fetch_req {
  * -ECONNRESET (the connection failed or closed before the response was complete), -EPROTO (the
  * response was malformed or smuggling-shaped: bad status line or header, Content-Length with
  * Transfer-Encoding, disagreeing lengths, bad chunk framing; it is never passed on), -ENOMEM,
- * -EHOSTUNREACH (it waited for a connection and every server was marked down meanwhile).
+ * -EHOSTUNREACH (it waited for a connection and every server was marked down meanwhile), or the
+ * error of a connection that could not be opened for it (-EMFILE, -EBUSY: no submission entry).
  * Retries: a request that fails on a reused keep-alive connection before any byte of the
  * response is sent again once, on a new connection, if its method is idempotent (GET, HEAD,
  * PUT, DELETE, OPTIONS, TRACE). Nothing else is retried.
@@ -442,7 +443,9 @@ struct coil_fetch_ev {
  * The callback returns 0 to go on. From a BODY event it may return COIL_FETCH_PAUSE: the
  * piece is not taken, reading stops, and the same piece is reported again after
  * coil_fetch_resume (this is how a slow client slows the upstream down instead of the worker
- * buffering). A negative return cancels the fetch (its connection is closed; no more events).
+ * buffering). A paused fetch waits for that resume (or a cancel, or its owner's end) even if its
+ * connection ends meanwhile: what was received is reported first, then how it ended.
+ * A negative return cancels the fetch (its connection is closed; no more events).
  */
 #define COIL_FETCH_PAUSE 1
 typedef int (*coil_fetch_fn)(const struct coil_fetch_ev *ev, void *ud);

@@ -72,6 +72,10 @@ seeds = {
     'proxy_refused': bytes([ACCEPT]) + req(2) + P + connect(k=2) + P,
     'proxy_slow_client': bytes([ACCEPT]) + req(2) + bytes([CRECV, 0, 0]) + connect() + P + ugen(f=1, l=60000 % 20000, k=0) +
     bytes([URECV, 0, 0, 0, URECV, 0, 0, 0, BATCH]) + P,
+    # a 380000-byte chunked response read at once while the client reads nothing: the proxy's
+    # writes pass COIL_STREAM_HIGH, the fetch pauses, and the client's drain resumes it
+    'proxy_backpressure': bytes([ACCEPT]) + req(2) + P + connect() + ugen(f=1, st=128, l=19000) +
+    bytes([URECV, 0, 0, 0]) * 30 + bytes([BATCH, SENDALL, PUMP, PUMP]),
     'stream_length': bytes([ACCEPT]) + req(3, l=10) + P + connect() + P + bytes([WRITE, 0, 0, 0]) + P + ugen(l=10) + P + P,
     'stream_chunked': bytes([ACCEPT]) + req(3, a=1, l=100) + P + connect() + P + ugen(l=10) + P + P,
     'stream_partial_sends': bytes([ACCEPT]) + req(3, l=4000) + P + connect() + bytes([USEND, 0, 100, 0, USEND, 0, 200, 0]) + P + ugen(l=1) + P,
