@@ -448,6 +448,15 @@ static int emit(struct coil__fetch *f, struct coil_fetch_ev *ev)
     return f->dead ? -1 : rc;
 }
 
+/* The fetch no longer counts as in flight on the server it was sent to. */
+static void leave_server(struct coil__fetch *f)
+{
+    if (f->server >= 0) {
+        f->pool->srv[f->server].outstanding--;
+        f->server = -1;
+    }
+}
+
 /* The fetch ends with an error (reported unless it was cancelled). Its connection, if any, is
  * not touched: the caller decides. */
 static void fail(struct coil__worker *w, struct coil__fetch *f, int err)
@@ -458,10 +467,7 @@ static void fail(struct coil__worker *w, struct coil__fetch *f, int err)
         f->uc->f = NULL;
         f->uc = NULL;
     }
-    if (f->server >= 0 && f->pool->srv[f->server].outstanding) {
-        f->pool->srv[f->server].outstanding--;
-        f->server = -1;
-    }
+    leave_server(f);
     if (!f->dead) {
         struct coil_fetch_ev ev = {
             .kind = COIL_FETCH_ERROR, .error = err, .started = f->state == F_BODY};
@@ -667,15 +673,12 @@ static void exchange_done(struct coil__worker *w, struct coil__uconn *u, bool ke
 static void finish(struct coil__worker *w, struct coil__fetch *f, bool keep)
 {
     struct coil__uconn *u = f->uc;
-    struct pool *p = f->pool;
     f->uc = NULL;
     if (u)
         u->f = NULL;
     if (f->stream_body && !f->body_done)
         keep = false; /* answered before the body was all sent: the connection is spoilt */
-    if (f->server >= 0)
-        p->srv[f->server].outstanding--;
-    f->server = -1;
+    leave_server(f);
     f->state = F_DONE;
     coil__timer_cancel(&w->wheel, &f->timer);
     if (!f->dead) {
@@ -976,9 +979,7 @@ static void lost(struct coil__worker *w, struct coil__uconn *u, struct coil__fet
 {
     u->f = NULL;
     f->uc = NULL;
-    if (f->server >= 0)
-        f->pool->srv[f->server].outstanding--;
-    f->server = -1;
+    leave_server(f);
     f->conn_failed = !eof;
     if (f->paused)
         return; /* what is held is read on resume, then the end is judged (resume_fetch) */
@@ -1091,29 +1092,6 @@ static bool idempotent(const char *m)
     return false;
 }
 
-static bool is_token(const char *p, size_t n)
-{
-    if (!n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        bool alnum = (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'z');
-        if (!alnum && !memchr("!#$%&'*+-.^_`|~", ch, 15))
-            return false;
-    }
-    return true;
-}
-
-static bool is_value(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-            return false;
-    }
-    return true;
-}
-
 static char *put(char *p, const void *s, size_t n)
 {
     memcpy(p, s, n);
@@ -1128,7 +1106,7 @@ static int serialise(struct coil__worker *w, struct coil__fetch *f, const struct
     struct coil_str target = r->target;
     if (!target.len)
         target = (struct coil_str){up->base, up->base_len};
-    if (!is_token(method, ml) || target.ptr[0] != '/')
+    if (!coil__http_is_token((struct coil_str){method, ml}) || target.ptr[0] != '/')
         return -EINVAL;
     for (size_t i = 0; i < target.len; i++) {
         unsigned char ch = (unsigned char)target.ptr[i];
@@ -1139,7 +1117,7 @@ static int serialise(struct coil__worker *w, struct coil__fetch *f, const struct
     size_t need = ml + 1 + target.len + 11 + 2;
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct coil_header *h = &r->headers[i];
-        if (!is_token(h->name.ptr, h->name.len) || !is_value(h->value.ptr, h->value.len))
+        if (!coil__http_is_token(h->name) || !coil__http_is_field_value(h->value))
             return -EINVAL;
         if (h->name.len == 4 && coil__http_name_eq(h->name, "host"))
             has_host = true;
@@ -1227,8 +1205,7 @@ int coil_fetch(struct coil_req *owner, struct coil_upstream *up, const struct co
         f->deadline = w->now_ms + up->o.total_timeout_ms;
     err = place(w, f);
     if (err < 0) {
-        if (f->server >= 0)
-            f->pool->srv[f->server].outstanding--;
+        leave_server(f);
         fetch_free(w, f);
         return err;
     }

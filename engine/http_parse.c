@@ -204,6 +204,16 @@ static inline struct coil_str slice(const char *p, const char *end)
     return (struct coil_str){p, (size_t)(end - p)};
 }
 
+bool coil__http_is_token(struct coil_str s)
+{
+    return s.len && skip_token(s.ptr, s.ptr + s.len) == s.ptr + s.len;
+}
+
+bool coil__http_is_field_value(struct coil_str s)
+{
+    return skip_field(s.ptr, s.ptr + s.len) == s.ptr + s.len;
+}
+
 /* ---- request line ------------------------------------------------------------------------- */
 
 enum { AGAIN = 1, END = 2 }; /* internal results: the buffer ended early; the head ended */

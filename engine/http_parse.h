@@ -100,6 +100,11 @@ struct coil__http_resp {
 int coil__http_parse_resp_head(const char *buf, size_t len, struct coil__http_resp *r,
                                uint32_t max_header_bytes, uint32_t max_headers);
 
+/* A token (RFC 9110 5.6.2: a method, a field name), and a field value's bytes (HTAB, SP,
+ * visible ASCII, obs-text), by the parser's own tables. */
+bool coil__http_is_token(struct coil_str s);
+bool coil__http_is_field_value(struct coil_str s);
+
 /* Case-insensitive comparison of a slice with a NUL-terminated lower-case ASCII name. */
 bool coil__http_name_eq(struct coil_str s, const char *lower);
 
