@@ -12,6 +12,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -117,13 +118,110 @@ int coil_route_max_body(struct coil_app *app, const char *method, const char *pa
     return 0;
 }
 
+/* Appends a hook; the list keeps registration order. */
+static int add_hook(struct coil_app *app, const struct coil__hook *h)
+{
+    struct coil__hook *n = malloc(sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    *n = *h;
+    n->next = NULL;
+    struct coil__hook **p = &app->hooks;
+    while (*p)
+        p = &(*p)->next;
+    *p = n;
+    return 0;
+}
+
 int coil_app_on_worker(struct coil_app *app, void (*start)(unsigned, void *),
                        void (*stop)(unsigned, void *), void *ud)
 {
-    app->on_start = start;
-    app->on_stop = stop;
-    app->hook_ud = ud;
+    if (!app || (!start && !stop))
+        return -EINVAL;
+    return add_hook(app, &(struct coil__hook){.start = start, .stop = stop, .ud = ud});
+}
+
+int coil_app_on_run(struct coil_app *app, int (*run)(void *ud), void (*done)(void *ud), void *ud)
+{
+    if (!app || (!run && !done))
+        return -EINVAL;
+    return add_hook(app, &(struct coil__hook){.run = run, .done = done, .ud = ud});
+}
+
+int coil_app_ready_check(struct coil_app *app, bool (*ready)(void *ud), void *ud)
+{
+    if (!app || !ready)
+        return -EINVAL;
+    return add_hook(app, &(struct coil__hook){.ready = ready, .ud = ud});
+}
+
+void coil__hooks_start(struct coil__worker *w)
+{
+    for (struct coil__hook *h = w->app->hooks; h; h = h->next)
+        if (h->start)
+            h->start(w->id, h->ud);
+}
+
+/* Stop hooks run in the reverse order of their start hooks. */
+static void stop_from(struct coil__hook *h, unsigned worker)
+{
+    if (!h)
+        return;
+    stop_from(h->next, worker);
+    if (h->stop)
+        h->stop(worker, h->ud);
+}
+
+void coil__hooks_stop(struct coil__worker *w)
+{
+    stop_from(w->app->hooks, w->id);
+}
+
+/* Run hooks in order; 0, or the first failure (the ones that ran get their done). */
+static int hooks_run(struct coil_app *app, struct coil__hook **ran_to)
+{
+    for (struct coil__hook *h = app->hooks; h; h = h->next) {
+        if (h->run && h->run(h->ud) != 0) {
+            *ran_to = h;
+            return -1;
+        }
+    }
+    *ran_to = NULL;
     return 0;
+}
+
+static void hooks_done(struct coil_app *app, struct coil__hook *until)
+{
+    for (struct coil__hook *h = app->hooks; h && h != until; h = h->next)
+        if (h->done)
+            h->done(h->ud);
+}
+
+bool coil_ready(void)
+{
+    struct coil_app *app = coil__app;
+    if (!app || atomic_load_explicit(&app->stopping, memory_order_relaxed) != 0)
+        return false;
+    for (struct coil__hook *h = app->hooks; h; h = h->next)
+        if (h->ready && !h->ready(h->ud))
+            return false;
+    return true;
+}
+
+/* The first address of name, as a numeric string (malloc'd), or NULL. Main thread only: this
+ * may wait on DNS, which a worker must never do. */
+char *coil__resolve_numeric(const char *name)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    if (getaddrinfo(name, NULL, &hints, &ai) != 0 || !ai)
+        return NULL;
+    char buf[INET6_ADDRSTRLEN];
+    const void *a = ai->ai_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
+    char *out = inet_ntop(ai->ai_family, a, buf, sizeof(buf)) ? strdup(buf) : NULL;
+    freeaddrinfo(ai);
+    return out;
 }
 
 /* ---- listening sockets ------------------------------------------------------------------ */
@@ -406,6 +504,11 @@ static void app_free(struct coil_app *app)
     coil__options_free(app);
     coil__upstreams_free(app);
     coil__proxies_free(app);
+    while (app->hooks) {
+        struct coil__hook *h = app->hooks;
+        app->hooks = h->next;
+        free(h);
+    }
     free(app);
 }
 
@@ -483,7 +586,14 @@ int coil_app_run(struct coil_app *app)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* workers inherit it; only main takes signals */
     int status = 0;
-    if (prepare(app) < 0 || start_workers(app) < 0) {
+    struct coil__hook *ran_to = NULL;
+    bool hooks_ran = false;
+    if (prepare(app) < 0) {
+        status = 1;
+    } else if (hooks_run(app, &ran_to) < 0) {
+        status = 2; /* the hook said why */
+        hooks_done(app, ran_to);
+    } else if ((hooks_ran = true, start_workers(app) < 0)) {
         status = 1;
     } else {
         const char *b = app->cfg.bind;
@@ -495,6 +605,8 @@ int coil_app_run(struct coil_app *app)
     wait_workers(app);
     for (unsigned i = 0; i < app->nthreads; i++)
         pthread_join(app->workers[i]->thread, NULL);
+    if (hooks_ran)
+        hooks_done(app, NULL);
     if (status == 0) {
         struct coil_stats st;
         coil_stats_get(&st);

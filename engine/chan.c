@@ -353,13 +353,9 @@ int coil_job_call(struct coil_req *owner, unsigned target, coil_call_fn fn, cons
         return -EPERM;
     if (!fn || !on_reply || target >= w->app->nworkers)
         return -EINVAL;
-    uint64_t id = 0;
-    if (owner) {
-        struct coil__rq *rq = owner->rq;
-        if (!rq || !rq->deferred || rq->aborted || rq->finished)
-            return -EINVAL; /* the owner must have deferred: it outlives its handler */
-        id = coil__handle(w->id, rq->idx, rq->gen);
-    }
+    uint64_t id = coil__owner_id(w, owner);
+    if (owner && !id)
+        return -EINVAL; /* the owner must have deferred: it outlives its handler */
     size_t size = sizeof(struct call) + len;
     struct call *call = coil__walloc(&w->wa, size);
     if (!call)

@@ -116,10 +116,29 @@ int coil_route_stream(struct coil_app *app, const char *method, const char *patt
 
 /*
  * Hooks called on each worker's own thread: start before it serves its first request, stop
- * after its last request and jobs. Use them to build and free per-worker state.
+ * after its last request and jobs. Use them to build and free per-worker state. Any number
+ * may be added (either function may be NULL): start hooks run in the order added, stop hooks
+ * in the reverse order. -EINVAL if both are NULL, -ENOMEM.
  */
 int coil_app_on_worker(struct coil_app *app, void (*start)(unsigned worker, void *ud),
                        void (*stop)(unsigned worker, void *ud), void *ud);
+
+/*
+ * Hooks called on the main thread by coil_app_run: run once the options are parsed and the
+ * number of workers is known (coil_worker_count), before any worker starts; done after every
+ * worker has stopped. A run hook that returns non-zero (having printed why) stops coil_app_run
+ * with status 2; the done hooks of the run hooks before it still run. In the order added.
+ */
+int coil_app_on_run(struct coil_app *app, int (*run)(void *ud), void (*done)(void *ud), void *ud);
+
+/*
+ * Readiness (what a /readyz probe asks): coil_ready is true while the process is not draining
+ * and every check added with coil_app_ready_check answers true. Checks may be called from any
+ * thread, often: keep them to a few atomic loads. Libraries add their own (a database pool is
+ * ready once every worker has a connection).
+ */
+int coil_app_ready_check(struct coil_app *app, bool (*ready)(void *ud), void *ud);
+bool coil_ready(void);
 
 /*
  * Parses options (exit 2 on a bad one), starts the workers and serves until SIGTERM or SIGINT,
@@ -139,6 +158,10 @@ int coil_req_version(const struct coil_req *req);           /* 10 or 11 */
  * 0 if absent, -EINVAL if the value is badly encoded. *out lives in the request arena.
  */
 int coil_req_query_param(struct coil_req *req, const char *name, struct coil_str *out);
+
+/* Decimal text as an integer: an optional sign and digits, nothing else (no spaces). 0 and *out,
+ * -EINVAL, or -ERANGE when it does not fit. */
+int coil_parse_int64(const char *s, size_t len, int64_t *out);
 
 /* Path parameter by name (":id" -> "id", "*" for the wildcard), percent-decoded. {NULL,0} if none.
  */
@@ -208,6 +231,14 @@ void coil_json_uint(struct coil_json *j, uint64_t v);
 void coil_json_double(struct coil_json *j, double v); /* non-finite values are written as null */
 void coil_json_bool(struct coil_json *j, bool v);
 void coil_json_null(struct coil_json *j);
+/* A value that is already JSON text (a number, a nested document from a database's json
+ * column, a pre-serialised object), copied as it is: it is not checked, so it must be exactly
+ * one valid JSON value. */
+void coil_json_raw(struct coil_json *j, const char *json, size_t len);
+/* The document written so far, once it is complete (every container closed): 0 and *out,
+ * which lives in the request arena (to keep a serialised copy in a cache, say); -EINVAL while
+ * incomplete, or the writer's first error (-ENOMEM). */
+int coil_json_text(const struct coil_json *j, struct coil_str *out);
 
 /* ---- requests that wait ---------------------------------------------------------------- */
 
@@ -495,6 +526,51 @@ int coil_fetch_cancel(struct coil_fetch f); /* fn never runs again; 0 or -ENOENT
  * a URL that is not http://, -EEXIST if the pattern is routed already.
  */
 int coil_route_proxy(struct coil_app *app, const char *pattern, const char *url);
+
+/* ---- a cache per worker ---------------------------------------------------------------- */
+
+/*
+ * A cache-aside store for serialised answers (a JSON body read from a database, say). Every
+ * worker has its own table, bounded by entries and bytes, evicting the least recently used.
+ * Nothing is shared: a value put on one worker is seen there only, unless replicate is set,
+ * which copies every put to every worker (a job each: cheap for small values, and then a key
+ * read once is a hit everywhere). Declared before coil_app_run; used on workers only.
+ *
+ * Values carry a stamp: coil_cache_stamp() taken *before* reading the value from its source.
+ * An entry expires ttl_ms after its stamp (an absolute TTL: reads do not extend it), and a put
+ * whose stamp is not after the key's last invalidation is refused (-ESTALE), so a slow read
+ * that began before a write can never put the old value back after the write's invalidation.
+ */
+struct coil_cache;
+struct coil_cache_opts {
+    uint32_t ttl_ms;      /* [1000] */
+    uint32_t max_entries; /* per worker [65536] */
+    uint64_t max_bytes;   /* keys, values and about 64 bytes per entry, per worker [64 MiB] */
+    bool replicate;       /* copy puts to every worker [false] */
+};
+struct coil_cache *coil_cache_create(struct coil_app *app, const struct coil_cache_opts *opts);
+
+/* true and *out (the value; valid until the next coil_cache call on this worker) if key is
+ * cached and not expired on the calling worker. Copy it into the response (coil_res_body). */
+bool coil_cache_get(struct coil_cache *c, const void *key, size_t klen, struct coil_str *out);
+/* Now, as a put's stamp. */
+uint64_t coil_cache_stamp(void);
+/* Puts a copy of val under key (stamp: see above; 0 means now), replacing an older value.
+ * 0, -ESTALE (refused, see above, or expired already), -E2BIG (larger than max_bytes),
+ * -ENOMEM, -EINVAL. */
+int coil_cache_put(struct coil_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
+                   uint64_t stamp);
+/*
+ * Drops key on every worker: here at once, on the others through a job call each. done(err, ud)
+ * (may be NULL) runs on this worker once every worker has dropped it, so an answer sent from
+ * done is never contradicted by a stale read elsewhere; with one worker it runs before
+ * coil_cache_invalidate returns. err is 0, or the error of a worker that could not be reached
+ * (-EAGAIN: its channel was full; it serves the old value until the entry expires). With an
+ * owner request (deferred), done is dropped if the request ends first. Returns 0 (done will
+ * run), -EINVAL, -ENOMEM.
+ */
+int coil_cache_invalidate(struct coil_req *owner, struct coil_cache *c, const void *key,
+                          size_t klen, void (*done)(int err, void *ud), void *ud);
 
 /* ---- workers, memory, background jobs -------------------------------------------------- */
 

@@ -233,6 +233,18 @@ static int apply(struct coil_app *app, const struct optdef *d, const struct coil
     return 0;
 }
 
+/* For options added by engine modules (coil_app_option): "500ms", "10s", "2m", "1h", or seconds;
+ * and plain decimal numbers. 0, -EINVAL or -ERANGE. */
+int coil__parse_duration_ms(const char *s, uint64_t *out)
+{
+    return parse_scaled(s, K_DUR, out);
+}
+
+int coil__parse_count(const char *s, uint64_t *out)
+{
+    return parse_scaled(s, K_UINT, out);
+}
+
 static int parse_env(struct coil_app *app)
 {
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {

@@ -43,6 +43,8 @@ uint64_t coil__clock_ns(void); /* CLOCK_MONOTONIC in nanoseconds */
 /* ---- configuration (config.c) ---- */
 
 struct coil__option; /* an application option (coil_app_option) */
+int coil__parse_duration_ms(const char *s, uint64_t *out); /* config.c's DUR syntax */
+int coil__parse_count(const char *s, uint64_t *out);       /* decimal digits only */
 
 struct coil__config {
     char bind[64];      /* numeric IPv4 or IPv6 address */
@@ -382,6 +384,18 @@ int coil__request_piece(struct coil__worker *w, struct coil__rq *rq, const void 
 void coil__request_writable(struct coil__worker *w, struct coil__rq *rq);
 /* The live deferred request of a coil_defer id on the calling worker, or NULL. */
 struct coil__rq *coil__rq_at(struct coil__worker *w, uint64_t id);
+/* The coil_defer id of owner if it has deferred and is live (what an owner-bound callback keeps
+ * and checks with coil__rq_at before it runs), else 0. */
+uint64_t coil__owner_id(struct coil__worker *w, struct coil_req *owner);
+/* Reconnect backoff: the delay to wait now (*cur plus up to a quarter of it, jittered by *rnd),
+ * doubling *cur from min up to max for the next time. */
+static inline uint32_t coil__backoff(uint32_t *cur, uint32_t *rnd, uint32_t min, uint32_t max)
+{
+    uint32_t b = *cur ? *cur : min;
+    *rnd = *rnd * 1103515245u + 12345u;
+    *cur = b > max / 2 ? max : b * 2;
+    return b + (*rnd >> 8) % (b / 4 + 1);
+}
 
 /* What the request layer needs from its codec to answer (HTTP/1.1 now; HTTP/2 streams later).
  * respond: a whole response for the request being dispatched. finish: a deferred one. */
@@ -564,6 +578,19 @@ struct coil__worker {
     pthread_t thread;
 };
 
+/* An application hook, in registration order (app.c). */
+struct coil__hook {
+    struct coil__hook *next;
+    void (*start)(unsigned worker, void *ud); /* coil_app_on_worker */
+    void (*stop)(unsigned worker, void *ud);
+    int (*run)(void *ud); /* coil_app_on_run */
+    void (*done)(void *ud);
+    bool (*ready)(void *ud); /* coil_app_ready_check */
+    void *ud;
+};
+void coil__hooks_start(struct coil__worker *w);
+void coil__hooks_stop(struct coil__worker *w);
+
 struct coil_app {
     struct coil__config cfg;
     struct coil__router *router;
@@ -577,9 +604,7 @@ struct coil_app {
     struct coil_upstream *upstreams; /* coil_upstream, in order (client.c) */
     unsigned nupstreams;
     struct coil__proxy_route *proxies; /* coil_route_proxy's routes (proxy.c) */
-    void (*on_start)(unsigned worker, void *ud);
-    void (*on_stop)(unsigned worker, void *ud);
-    void *hook_ud;
+    struct coil__hook *hooks; /* coil_app_on_worker, coil_app_on_run, coil_app_ready_check */
     unsigned nworkers;
     unsigned nthreads; /* worker threads created (joined at exit) */
     struct coil__worker **workers;
@@ -604,6 +629,7 @@ extern _Thread_local struct coil__worker *coil__self; /* the calling worker, or 
 
 void *coil__worker_main(void *arg);
 void coil__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *coil__resolve_numeric(const char *name); /* app.c: main thread only (DNS) */
 
 /* chan.c */
 int coil__chans_create(struct coil_app *app);

@@ -459,3 +459,19 @@ void coil_json_null(struct coil_json *j)
     if (begin_value(j))
         put_raw(j, "null", 4);
 }
+
+void coil_json_raw(struct coil_json *j, const char *json, size_t len)
+{
+    if (begin_value(j))
+        put_raw(j, json, len);
+}
+
+int coil_json_text(const struct coil_json *j, struct coil_str *out)
+{
+    int err = coil__json_finish(j);
+    if (err == 0 && out) {
+        out->ptr = j->buf;
+        out->len = j->len;
+    }
+    return err;
+}

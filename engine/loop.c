@@ -309,8 +309,7 @@ static void wait_and_handle(struct coil__worker *w)
 
 static void run(struct coil__worker *w)
 {
-    if (w->app->on_start)
-        w->app->on_start(w->id, w->app->hook_ud);
+    coil__hooks_start(w);
     if (w->event_fd >= 0)
         arm_eventfd(w);
     coil__loop_run(w, EV_SERVE);
@@ -334,8 +333,7 @@ static void run(struct coil__worker *w)
     }
     coil__jobs_run(w);
     coil__jobs_reclaim(w);
-    if (w->app->on_stop)
-        w->app->on_stop(w->id, w->app->hook_ud);
+    coil__hooks_stop(w);
 }
 
 static void pin(struct coil__worker *w)

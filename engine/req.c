@@ -144,6 +144,29 @@ static int decode(struct coil_arena *a, struct coil_str s, bool plus, struct coi
     return 0;
 }
 
+int coil_parse_int64(const char *p, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = false;
+    if (!p || !out)
+        return -EINVAL;
+    if (n > 0 && (p[0] == '-' || p[0] == '+'))
+        neg = p[i++] == '-';
+    if (i == n)
+        return -EINVAL;
+    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
+    for (; i < n; i++) {
+        unsigned d = (unsigned)((unsigned char)p[i] - '0');
+        if (d > 9)
+            return -EINVAL;
+        if (v > (limit - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    *out = neg ? (v ? -(int64_t)(v - 1) - 1 : 0) : (int64_t)v;
+    return 0;
+}
+
 int coil_req_query_param(struct coil_req *req, const char *name, struct coil_str *out)
 {
     struct coil_str raw;

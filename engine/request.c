@@ -111,6 +111,14 @@ struct coil__rq *coil__rq_at(struct coil__worker *w, uint64_t id)
     return rq;
 }
 
+uint64_t coil__owner_id(struct coil__worker *w, struct coil_req *owner)
+{
+    struct coil__rq *rq = owner ? owner->rq : NULL;
+    if (!w || !rq || !rq->deferred || rq->aborted || rq->finished)
+        return 0;
+    return coil__handle(w->id, rq->idx, rq->gen);
+}
+
 /* ---- moving a request into its own memory ----------------------------------------------- */
 
 static void rebase(struct coil_str *s, const char *from, size_t len, char *to)

@@ -36,29 +36,6 @@ static struct dataset *loaded; /* NULL until --dataset; see the file comment */
 
 /* ---- integers --------------------------------------------------------------------------- */
 
-/* An optional sign and one or more decimal digits, nothing else: 0, -EINVAL, or -ERANGE. */
-static int parse_int64(const char *p, size_t n, int64_t *out)
-{
-    size_t i = 0;
-    bool neg = false;
-    if (n > 0 && (p[0] == '-' || p[0] == '+'))
-        neg = p[i++] == '-';
-    if (i == n)
-        return -EINVAL;
-    uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
-    uint64_t v = 0;
-    for (; i < n; i++) {
-        unsigned d = (unsigned)((unsigned char)p[i] - '0');
-        if (d > 9)
-            return -EINVAL;
-        if (v > (limit - d) / 10)
-            return -ERANGE;
-        v = v * 10 + d;
-    }
-    *out = neg ? (v ? -(int64_t)(v - 1) - 1 : 0) : (int64_t)v;
-    return 0;
-}
-
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
@@ -76,19 +53,10 @@ static int parse_body(struct coil_str body, int64_t *out)
         *out = 0;
         return 0;
     }
-    return parse_int64(p, (size_t)(end - p), out);
+    return coil_parse_int64(p, (size_t)(end - p), out);
 }
 
 /* Query parameter name as an integer: 1 found, 0 absent, -EINVAL / -ERANGE bad. */
-static int query_int(struct coil_req *req, const char *name, int64_t *out)
-{
-    struct coil_str s;
-    int r = coil_req_query_param(req, name, &s);
-    if (r <= 0)
-        return r;
-    r = parse_int64(s.ptr, s.len, out);
-    return r < 0 ? r : 1;
-}
 
 /* ---- /baseline11, /pipeline ------------------------------------------------------------- */
 
@@ -100,9 +68,9 @@ static int bad_request(struct coil_res *res, const char *why)
 static int baseline(struct coil_req *req, struct coil_res *res, void *ud)
 {
     int64_t a, b, x = 0, sum;
-    if (query_int(req, "a", &a) != 1)
+    if (arena_query_int(req, "a", &a) != 1)
         return bad_request(res, "a must be an integer");
-    if (query_int(req, "b", &b) != 1)
+    if (arena_query_int(req, "b", &b) != 1)
         return bad_request(res, "b must be an integer");
     struct coil_str method = coil_req_method(req);
     if (method.len == 4 && !memcmp(method.ptr, "POST", 4) && parse_body(coil_req_body(req), &x))
@@ -152,9 +120,9 @@ static int json_items(struct coil_req *req, struct coil_res *res, void *ud)
         return coil_res_text(res, 503, "text/plain", "no dataset loaded (--dataset)");
     struct coil_str c = coil_req_param(req, "count");
     int64_t count, m = 1, total;
-    if (parse_int64(c.ptr, c.len, &count) || count < 1 || (uint64_t)count > ds->count)
+    if (coil_parse_int64(c.ptr, c.len, &count) || count < 1 || (uint64_t)count > ds->count)
         return bad_request(res, "count must be an integer from 1 to the dataset size");
-    if (query_int(req, "m", &m) < 0)
+    if (arena_query_int(req, "m", &m) < 0)
         return bad_request(res, "m must be an integer");
     /* Checked before the body starts: once it has, the status can no longer become 400. */
     for (int64_t i = 0; i < count; i++)

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* arena_items.c: see arena_items.h. */
+#include <errno.h>
+
 #include "arena_items.h"
 
 bool arena_item_total(const struct arena_item *it, int64_t m, int64_t *total)
@@ -39,4 +41,15 @@ void arena_item_write(struct coil_json *j, const struct arena_item *it, int64_t 
     coil_json_key(j, "total");
     coil_json_int(j, total);
     coil_json_object_close(j);
+}
+
+/* Query parameter name as an integer: 1 and *out, 0 if absent, -EINVAL / -ERANGE. */
+int arena_query_int(struct coil_req *req, const char *name, int64_t *out)
+{
+    struct coil_str s;
+    int r = coil_req_query_param(req, name, &s);
+    if (r <= 0)
+        return r;
+    r = coil_parse_int64(s.ptr, s.len, out);
+    return r < 0 ? r : 1;
 }

@@ -26,4 +26,7 @@ bool arena_item_total(const struct arena_item *it, int64_t m, int64_t *total);
 /* The item as one JSON object, its fields in the dataset's order, then "total". */
 void arena_item_write(struct coil_json *j, const struct arena_item *it, int64_t total);
 
+/* Query parameter name as an integer: 1 and *out, 0 if absent, -EINVAL or -ERANGE. */
+int arena_query_int(struct coil_req *req, const char *name, int64_t *out);
+
 #endif

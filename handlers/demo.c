@@ -37,6 +37,8 @@ static int readyz(struct coil_req *req, struct coil_res *res, void *ud)
 {
     if (coil_draining())
         return coil_res_text(res, 503, "text/plain", "draining");
+    if (!coil_ready())
+        return coil_res_text(res, 503, "text/plain", "not ready");
     return coil_res_text(res, 200, "text/plain", "ready");
 }
 

@@ -18,4 +18,7 @@ int wait_routes(struct coil_app *app);
 /* /relay/PATH: one call to the --backend service per request (coil_fetch) */
 int relay_routes(struct coil_app *app);
 
+/* /async-db and /crud/items: HttpArena's database workloads (--database-url) */
+int db_routes(struct coil_app *app);
+
 #endif

@@ -11,7 +11,7 @@ int main(int argc, char **argv)
 {
     struct coil_app *app = coil_app_create(argc, argv);
     if (demo_routes(app) < 0 || kv_routes(app) < 0 || arena_routes(app) < 0 ||
-        wait_routes(app) < 0 || relay_routes(app) < 0) {
+        wait_routes(app) < 0 || relay_routes(app) < 0 || db_routes(app) < 0) {
         fprintf(stderr, "coil: cannot register the demo routes\n");
         return 1;
     }
