@@ -208,19 +208,57 @@ bool coil_ready(void)
     return true;
 }
 
-/* The first address of name, as a numeric string (malloc'd), or NULL. Main thread only: this
- * may wait on DNS, which a worker must never do. */
-char *coil__resolve_numeric(const char *name)
+/* Every address of name, numeric, comma-separated in the resolver's order without repeats
+ * (malloc'd; *count of them), or NULL. Not on a worker: this may wait on DNS. */
+char *coil__resolve_all(const char *name, unsigned *count)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     if (getaddrinfo(name, NULL, &hints, &ai) != 0 || !ai)
         return NULL;
-    char buf[INET6_ADDRSTRLEN];
-    const void *a = ai->ai_family == AF_INET6
-                        ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                        : (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-    char *out = inet_ntop(ai->ai_family, a, buf, sizeof(buf)) ? strdup(buf) : NULL;
+    size_t cap = 256, len = 0;
+    char *out = malloc(cap);
+    unsigned n = 0;
+    for (struct addrinfo *p = ai; p && out; p = p->ai_next) {
+        char buf[INET6_ADDRSTRLEN];
+        const void *a = p->ai_family == AF_INET6
+                            ? (const void *)&((struct sockaddr_in6 *)p->ai_addr)->sin6_addr
+                            : (const void *)&((struct sockaddr_in *)p->ai_addr)->sin_addr;
+        if ((p->ai_family != AF_INET && p->ai_family != AF_INET6) ||
+            !inet_ntop(p->ai_family, a, buf, sizeof(buf)))
+            continue;
+        size_t bl = strlen(buf);
+        bool seen = false;
+        for (const char *q = out; len && q < out + len;
+             q = strchr(q, ',') ? strchr(q, ',') + 1 : out + len) {
+            const char *e = memchr(q, ',', (size_t)(out + len - q));
+            size_t ql = e ? (size_t)(e - q) : (size_t)(out + len - q);
+            seen |= ql == bl && !memcmp(q, buf, bl);
+        }
+        if (seen)
+            continue;
+        if (len + bl + 2 > cap) {
+            char *g = realloc(out, cap *= 2);
+            if (!g) {
+                free(out);
+                out = NULL;
+                break;
+            }
+            out = g;
+        }
+        if (len)
+            out[len++] = ',';
+        memcpy(out + len, buf, bl);
+        len += bl;
+        n++;
+    }
     freeaddrinfo(ai);
+    if (out && n == 0) {
+        free(out);
+        out = NULL;
+    }
+    if (out)
+        out[len] = 0;
+    *count = n;
     return out;
 }
 

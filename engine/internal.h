@@ -629,7 +629,7 @@ extern _Thread_local struct coil__worker *coil__self; /* the calling worker, or 
 
 void *coil__worker_main(void *arg);
 void coil__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *coil__resolve_numeric(const char *name); /* app.c: main thread only (DNS) */
+char *coil__resolve_all(const char *name, unsigned *count); /* app.c: never on a worker (DNS) */
 
 /* chan.c */
 int coil__chans_create(struct coil_app *app);

@@ -61,8 +61,9 @@ struct coil_pg {
     unsigned nstmts;
     /* Settled at run: libpq's keyword/value pairs, NULL-terminated, with hostaddr filled in. */
     char **kw, **val;
-    char *host;          /* a name that did not resolve at start: resolver retries it */
-    _Atomic int hostidx; /* index in val of hostaddr once the resolver found it; -1 while not */
+    char *host;         /* the name resolved to hostaddr (by the resolver if it failed at start) */
+    int host_i, addr_i; /* their indexes in kw/val */
+    _Atomic bool unresolved; /* the resolver has not found it yet: no connects */
     pthread_t resolver;
     bool resolver_on;
     _Atomic bool stop_resolver;
@@ -218,20 +219,38 @@ static bool is_address(const char *h)
     return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
 }
 
+/* host resolved to addrs (n of them): libpq tries each in turn, as host must then be repeated
+ * once per address. Before the workers connect, or before unresolved is cleared. */
+static int apply_addrs(struct coil_pg *db, char *addrs, unsigned n)
+{
+    size_t hl = strlen(db->host);
+    char *hosts = malloc((hl + 1) * n);
+    if (!hosts) {
+        free(addrs);
+        return -1;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(hosts + i * (hl + 1), db->host, hl);
+        hosts[i * (hl + 1) + hl] = i + 1 < n ? ',' : 0;
+    }
+    free(db->val[db->host_i]);
+    db->val[db->host_i] = hosts;
+    free(db->val[db->addr_i]);
+    db->val[db->addr_i] = addrs;
+    return 0;
+}
+
 /* A name that did not resolve at start: retried here, off the workers, once a second. */
 static void *resolver_main(void *arg)
 {
     struct coil_pg *db = arg;
-    int idx = -1;
-    for (int i = 0; db->kw[i]; i++)
-        if (!strcmp(db->kw[i], "hostaddr"))
-            idx = i;
     while (!atomic_load(&db->stop_resolver)) {
-        char *a = coil__resolve_numeric(db->host);
+        unsigned n;
+        char *a = coil__resolve_all(db->host, &n);
         if (a) {
-            db->val[idx] = a; /* published by the store below */
-            atomic_store(&db->hostidx, idx);
             coil__log("database: %s resolved to %s", db->host, a);
+            if (apply_addrs(db, a, n) == 0)
+                atomic_store(&db->unresolved, false); /* publishes val */
             return NULL;
         }
         for (int i = 0; i < 10 && !atomic_load(&db->stop_resolver); i++)
@@ -291,26 +310,28 @@ static int settle(struct coil_pg *db)
         k++;
     }
     /* One name, not a socket directory, not an address, no hostaddr: resolve it now. */
-    atomic_store(&db->hostidx, 0);
     if (host && !hostaddr && host[0] != '/' && host[0] != '@' && !strchr(host, ',') &&
         !is_address(host)) {
-        char *a = coil__resolve_numeric(host);
-        db->kw[k] = strdup("hostaddr");
-        if (!db->kw[k])
+        for (size_t i = 0; i < k; i++)
+            if (!strcmp(db->kw[i], "host"))
+                db->host_i = (int)i;
+        db->addr_i = (int)k;
+        db->kw[k++] = strdup("hostaddr");
+        db->host = strdup(host);
+        if (!db->kw[db->addr_i] || !db->host)
             goto nomem;
+        unsigned naddr;
+        char *a = coil__resolve_all(host, &naddr);
         if (a) {
-            db->val[k] = a;
+            if (apply_addrs(db, a, naddr) < 0)
+                goto nomem;
         } else {
             coil__log("database: cannot resolve %s now: retrying in the background", host);
-            db->host = strdup(host);
-            atomic_store(&db->hostidx, -1);
-            if (!db->host)
-                goto nomem;
+            atomic_store(&db->unresolved, true);
             db->resolver_on = pthread_create(&db->resolver, NULL, resolver_main, db) == 0;
             if (!db->resolver_on)
                 goto nomem;
         }
-        k++;
     }
     char label[512];
     snprintf(label, sizeof(label), "%s@%s:%s/%s", user ? user : "-",
@@ -478,9 +499,16 @@ static void link_fail(struct link *l, int err, const char *why)
         return;
     char msg[256];
     snprintf(msg, sizeof(msg), "%s", why && *why ? why : "connection failed");
-    size_t ml = strlen(msg);
-    while (ml && (msg[ml - 1] == '\n' || msg[ml - 1] == ' '))
-        msg[--ml] = 0;
+    /* libpq's messages run over lines ("refused\n\tIs the server running..."): one line */
+    size_t ml = 0;
+    for (char *q = msg; *q; q++) {
+        bool ws = *q == '\n' || *q == '\t' || *q == ' ';
+        if (!ws || (ml && msg[ml - 1] != ' '))
+            msg[ml++] = ws ? ' ' : *q;
+    }
+    while (ml && msg[ml - 1] == ' ')
+        ml--;
+    msg[ml] = 0;
     if (was_open) {
         if (!p->stopping)
             coil__log("worker %u: database connection lost: %s", p->id, msg);
@@ -566,7 +594,7 @@ static void link_start(struct link *l)
 {
     struct pool *p = l->p;
     struct coil_pg *db = p->db;
-    if (atomic_load(&db->hostidx) < 0) {
+    if (atomic_load(&db->unresolved)) {
         l->state = L_CONNECTING; /* so that link_fail logs and backs off */
         link_fail(l, -ECONNRESET, "the database host name does not resolve yet");
         return;

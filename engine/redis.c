@@ -34,7 +34,8 @@ struct coil_redis {
     bool flags; /* takes --redis-url */
     bool gate;  /* coil_ready waits for it */
     char *url;
-    char *addr; /* numeric, settled at run */
+    char *addr;     /* numeric addresses, settled at run: "a\0b\0..." */
+    unsigned naddr; /* how many; a failed connect moves a worker to the next */
     int port;
     char *password, *user;
     int db;
@@ -70,6 +71,7 @@ struct rconn {
     bool logged; /* a failure was logged; no connection since */
     uint32_t backoff_ms;
     uint32_t rnd;
+    unsigned addr; /* which of r's addresses it connects to */
     uint64_t connect_deadline;
     struct coil_timer retry, sweep;
     uint64_t sweep_at;
@@ -173,13 +175,15 @@ static int on_run(void *ud)
         free(host);
         return -1;
     }
-    r->addr = coil__resolve_numeric(host);
+    r->addr = coil__resolve_all(host, &r->naddr);
     if (!r->addr) {
         fprintf(stderr, "coil: --redis-url: cannot resolve %s\n", host);
         free(host);
         return -1;
     }
     coil__log("redis: %s:%d (%s), db %d", host, r->port, r->addr, r->db);
+    for (char *q = r->addr; (q = strchr(q, ',')); q++)
+        *q = 0;
     free(host);
     return 0;
 }
@@ -310,6 +314,8 @@ static void went_down(struct rconn *c, const char *why)
     if (c->state == R_CLOSING)
         why = c->close_why;
     c->ac = NULL;
+    if (c->watch.id) /* a failed connect reaches here before hiredis' cleanup hook */
+        coil_unwatch(c->watch);
     c->watch.id = 0;
     c->events = 0;
     c->state = R_DOWN;
@@ -320,6 +326,8 @@ static void went_down(struct rconn *c, const char *why)
         coil__log("worker %u: redis connection lost: %s", c->id, why);
     else if (!c->logged)
         coil__log("worker %u: cannot connect to redis: %s (retrying)", c->id, why);
+    if (!was_up)
+        c->addr++; /* the next address, if there are several */
     c->logged = true;
     uint32_t ms = coil__backoff(&c->backoff_ms, &c->rnd, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     c->retry = coil_timer_after(NULL, ms, retry_cb, c);
@@ -359,7 +367,10 @@ static void auth_reply(redisAsyncContext *ac, void *reply, void *priv)
 static void conn_start(struct rconn *c)
 {
     struct coil_redis *r = c->r;
-    redisAsyncContext *ac = redisAsyncConnect(r->addr, r->port);
+    const char *addr = r->addr;
+    for (unsigned i = 0; i < c->addr % r->naddr; i++)
+        addr += strlen(addr) + 1;
+    redisAsyncContext *ac = redisAsyncConnect(addr, r->port);
     if (!ac) {
         c->state = R_CONNECTING;
         went_down(c, "out of memory");
