@@ -11,7 +11,10 @@
  * stamp is not after the tombstone's may hold what was read before the write, and is refused.
  * That closes cache-aside's race (a slow read of the old value put back after the write's
  * invalidation), on one worker and across them. A value expires ttl after its stamp, and a
- * tombstone ttl after it was laid, when any put it could refuse would be expired anyway.
+ * tombstone ttl after it was laid, when any put it could refuse would be expired anyway. A value
+ * that replaces a tombstone keeps its time (guard); when eviction drops an entry with a guard,
+ * the shard's watermark rises to it, and a put of a key held nowhere here must be stamped after
+ * the watermark: coarser than the lost tombstone, never weaker.
  *
  * Invalidation must reach every worker: coil_cache_invalidate drops the key here and sends a
  * job call to every other worker, whose handler drops it there and replies; done runs once all
@@ -31,6 +34,7 @@ struct entry {
     struct entry *prev, *next; /* LRU: head is the most recently used */
     uint64_t hash;
     uint64_t stamp_ns; /* a value: when it was read; a tombstone: when the key was invalidated */
+    uint64_t guard_ns; /* the key's last invalidation known here (a tombstone's own stamp) */
     uint64_t expires_ms;
     uint32_t klen;
     uint32_t vlen;
@@ -44,6 +48,9 @@ struct shard {
     struct entry *head, *tail;
     uint32_t count;
     uint64_t bytes;
+    uint64_t watermark_ns; /* the latest guard of an entry evicted: a put of a key not held here
+                            * with a stamp not after it may be older than that key's lost
+                            * tombstone, so it is refused */
 };
 
 struct coil_cache {
@@ -183,19 +190,26 @@ static int put_here(struct coil_cache *c, struct shard *s, const void *key, size
         return -ESTALE; /* expired before it arrived */
     uint64_t h = hash_key(key, klen);
     struct entry **p = find(s, h, key, klen);
+    uint64_t guard = tomb ? stamp : 0;
     if (p && *p) {
         struct entry *e = *p;
         bool live = e->expires_ms > now;
-        if (live && !tomb && e->tomb && stamp <= e->stamp_ns)
+        if (live && !tomb && stamp <= e->guard_ns)
             return -ESTALE; /* read before the key was invalidated */
         if (live && !tomb && !e->tomb && stamp < e->stamp_ns)
             return -ESTALE; /* an older read than the value held */
         if (live && tomb && e->tomb && stamp < e->stamp_ns)
             return 0; /* a later tombstone is there */
+        if (live && e->guard_ns > guard)
+            guard = e->guard_ns;
         drop(s, p);
+    } else if (!tomb && stamp <= s->watermark_ns) {
+        return -ESTALE; /* its key's tombstone may have been evicted */
     }
     while (s->count && (s->count >= c->o.max_entries || s->bytes + size > c->o.max_bytes)) {
         struct entry *t = s->tail;
+        if (t->guard_ns > s->watermark_ns && t->expires_ms > now)
+            s->watermark_ns = t->guard_ns;
         drop(s, find(s, t->hash, t->data, t->klen));
     }
     if (s->count >= s->nbuckets && !grow(s))
@@ -208,6 +222,7 @@ static int put_here(struct coil_cache *c, struct shard *s, const void *key, size
     e->vlen = (uint32_t)vlen;
     e->tomb = tomb;
     e->stamp_ns = stamp;
+    e->guard_ns = guard;
     e->expires_ms = now + (stamp + ttl_ns - now_ns) / 1000000u + 1;
     memcpy(e->data, key, klen);
     if (vlen)

@@ -50,10 +50,11 @@
  *
  * Faults: a connection that fails (the server restarts, the network drops) fails the queries in
  * flight on it with -ECONNRESET (whether each ran is unknown) and is reconnected in the
- * background with backoff (100 ms doubling to 5 s). While a worker has no connection, its
- * queries fail at once with -ENOTCONN instead of waiting. A query not answered within its
- * timeout fails with -ETIMEDOUT, and its connection is closed and reconnected (that is how
- * libpq cancels without blocking; the queries behind it on that connection fail with
+ * background with backoff (100 ms doubling to 5 s). While a worker has no connection because
+ * one failed, its queries fail at once with -ENOTCONN instead of waiting; before its first
+ * connections have opened (just after start-up), they wait in the queue. A query not answered
+ * within its timeout fails with -ETIMEDOUT, and its connection is closed and reconnected (that is
+ * how libpq cancels without blocking; the queries behind it on that connection fail with
  * -ECONNRESET). Nothing here ever blocks the worker: names in the URL are resolved once, at
  * start-up, on the main thread.
  */
@@ -102,7 +103,9 @@ int coil_pg_prepare(struct coil_pg *db, const char *name, const char *sql);
 
 /* A query: a prepared statement by name, or SQL with $1..$n placeholders (parsed by the server
  * each time). Parameters are text, as in SQL literals without quotes ("42", "t", "hello");
- * {NULL, 0} is SQL NULL. Everything here is copied: it need not outlive coil_pg_query. */
+ * {NULL, 0} is SQL NULL; a value with a NUL byte in it is refused (-EINVAL), as libpq would cut
+ * it short. Everything here is copied: it need not outlive coil_pg_query. COPY is not supported
+ * (a query that starts one fails with -EIO, sqlstate 0A000, and its connection is replaced). */
 struct coil_pg_query {
     const char *stmt; /* the name given to coil_pg_prepare, or NULL */
     const char *sql;  /* when stmt is NULL */
@@ -128,7 +131,7 @@ struct coil_pg_result {
     const char *message;  /* what went wrong, else "" */
     int nrows;            /* rows returned */
     int ncols;
-    uint64_t affected; /* rows inserted, updated or deleted (0 for a SELECT) */
+    uint64_t affected; /* rows inserted, updated or deleted (0 for a SELECT; see nrows) */
     const void *pg;    /* the PGresult (for libpq's own accessors), or NULL */
 };
 
@@ -150,8 +153,8 @@ typedef void (*coil_pg_fn)(const struct coil_pg_result *r, void *ud);
  * that request is finished or aborted before the result comes (the query itself still runs:
  * it may be on the wire), so ud may point into the request's memory. The query is sent at once
  * on the connection of this worker with the fewest queries in flight, or waits for room in a
- * bounded queue. Returns 0, or fails at once without calling fn: -ENOTCONN (no connection to
- * the database on this worker now, or none configured: answer 503), -EBUSY (every connection
+ * bounded queue. Returns 0, or fails at once without calling fn: -ENOTCONN (the database is
+ * down for this worker now, or none is configured: answer 503), -EBUSY (every connection
  * full and the queue too: answer 503), -EINVAL (bad arguments, owner not deferred, not on a
  * worker), -ENOMEM.
  */

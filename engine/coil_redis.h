@@ -29,7 +29,9 @@ extern "C" {
 struct coil_redis;
 
 struct coil_redis_opts {
-    /* "redis://[:password@]host[:port][/db]" (also "user:password@"); NULL: the option
+    /* "redis://[:password@]host[:port][/db]" (also "user:password@", both %-encoded where they
+     * hold '@', ':' or '/'; the password and db are sent first on every connection, and a
+     * refusal closes the connection, logged, and retried with backoff); NULL: the option
      * --redis-url [COIL_REDIS_URL, else REDIS_URL] is added to the application and read. */
     const char *url;
     uint32_t timeout_ms;         /* per command [1000] */
@@ -77,7 +79,9 @@ typedef void (*coil_redis_fn)(const struct coil_redis_reply *r, void *ud);
  * With an owner request (which must have deferred) the reply is dropped if the request ends
  * first. 0, or fails at once without calling fn: -ENOTCONN (no connection now, or not
  * configured), -EBUSY (max_pending reached), -EINVAL (bad arguments, owner not deferred, not on
- * a worker), -ENOMEM.
+ * a worker, or a command that would change the shared connection for every other request:
+ * SUBSCRIBE and the rest of pub/sub, MONITOR, CLIENT REPLY, SELECT, AUTH, HELLO, RESET, QUIT),
+ * -ENOMEM.
  */
 int coil_redis_command(struct coil_req *owner, struct coil_redis *r, int argc,
                        const struct coil_str *argv, coil_redis_fn fn, void *ud);

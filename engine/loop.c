@@ -89,11 +89,15 @@ static void arm_eventfd(struct coil__worker *w)
     io_uring_sqe_set_data64(sqe, UD(OP_EVENTFD, 0, 0));
 }
 
+/* Jobs run at once, before the completions behind the wake-up: a job posted before its sender
+ * answered a client (a cache fill, say) then runs before that client's next request here. */
 static void on_wake(struct coil__worker *w, const struct io_uring_cqe *cqe)
 {
     w->jobs_due = true;
     if (UD_OP(cqe->user_data) == OP_EVENTFD && w->phase != PHASE_EXIT)
         arm_eventfd(w);
+    if (w->phase != PHASE_EXIT)
+        coil__jobs_run(w);
 }
 
 /* ---- timers, date, phases --------------------------------------------------------------- */
@@ -328,6 +332,7 @@ static void run(struct coil__worker *w)
         coil__jobs_reclaim(w);
         coil__replies_retry(w);
         check_phase(w);
+        coil__jobs_wake(w); /* queued before the batch's answers go out (see on_wake) */
         coil__loop_run(w, EV_BATCH);
         coil__jobs_wake(w);
     }

@@ -129,6 +129,8 @@ struct pool {
     struct coil_timer sweep;
     uint64_t sweep_at; /* 0: not armed */
     bool down_logged;  /* a failure was logged and no link opened since */
+    bool down; /* no link open, and a connect failed or the last link was lost since one was:
+                * queries fail at once (before the first connects, they wait instead) */
     bool stopping;
     uint32_t rnd;
     /* sending: parameters made NUL-terminated */
@@ -140,6 +142,7 @@ struct pool {
 
 static void link_start(struct link *l);
 static void link_fail(struct link *l, int err, const char *why);
+static void link_retry_cb(void *ud);
 static void pump(struct pool *p);
 static void sweep_arm(struct pool *p, uint64_t at);
 
@@ -490,8 +493,10 @@ static void fail_waiters(struct pool *p, int err);
 
 static void deliver(struct pool *p, const struct slot *s, int err, const char *why);
 
-/* Closes l: what was in flight fails with err, the socket is unwatched, a reconnect is due. */
-static void link_fail(struct link *l, int err, const char *why)
+/* Closes l: what was in flight fails with err, the socket is unwatched, a reconnect is due.
+ * ours: coil closed a working link itself (a timeout, COPY): it is reopened at once, and the
+ * worker is not "down" meanwhile (its queries wait for it rather than fail). */
+static void link_close(struct link *l, int err, const char *why, bool ours)
 {
     struct pool *p = l->p;
     bool was_open = l->state == L_OPEN;
@@ -511,12 +516,13 @@ static void link_fail(struct link *l, int err, const char *why)
     msg[ml] = 0;
     if (was_open) {
         if (!p->stopping)
-            coil__log("worker %u: database connection lost: %s", p->id, msg);
+            coil__log("worker %u: database connection %s: %s", p->id, ours ? "replaced" : "lost",
+                      msg);
         set_open(p, -1);
     } else if (!p->down_logged && !p->stopping) {
         coil__log("worker %u: cannot connect to the database: %s (retrying)", p->id, msg);
     }
-    p->down_logged = true;
+    p->down_logged |= !ours;
     if (l->watch.id)
         coil_unwatch(l->watch);
     l->watch.id = 0;
@@ -534,7 +540,9 @@ static void link_fail(struct link *l, int err, const char *why)
         for (uint32_t i = 0; i < n; i++)
             tmp[i] = l->ring[(h + i) % l->cap];
     }
-    if (!p->stopping)
+    if (!p->stopping && ours)
+        l->retry = coil_timer_after(NULL, 0, link_retry_cb, l);
+    if (!p->stopping && (!ours || !l->retry.id))
         schedule_retry(l);
     for (uint32_t i = 0; i < n; i++) {
         struct slot *s = tmp ? &tmp[i] : &l->ring[(h + i) % l->cap];
@@ -545,8 +553,15 @@ static void link_fail(struct link *l, int err, const char *why)
     }
     if (tmp != stack)
         free(tmp);
-    if (p->open == 0)
+    if (p->open == 0 && !ours) {
+        p->down = true;
         fail_waiters(p, -ENOTCONN); /* nowhere to send them until a link opens */
+    }
+}
+
+static void link_fail(struct link *l, int err, const char *why)
+{
+    link_close(l, err, why, false);
 }
 
 static void ignore_notice(void *arg, const PGresult *res)
@@ -583,6 +598,7 @@ static void link_opened(struct link *l)
     l->state = L_OPEN;
     l->backoff_ms = 0;
     set_open(p, 1);
+    p->down = false;
     if (p->down_logged && !p->stopping) {
         coil__log("worker %u: database connection open", p->id);
         p->down_logged = false;
@@ -648,14 +664,21 @@ static void deliver_result(struct pool *p, const struct slot *s, const PGresult 
     if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK || st == PGRES_SINGLE_TUPLE) {
         r.nrows = PQntuples(res);
         r.ncols = PQnfields(res);
-        const char *a = PQcmdTuples((PGresult *)res);
-        r.affected = a && *a ? strtoull(a, NULL, 10) : 0;
+        const char *a = PQcmdTuples((PGresult *)res); /* a SELECT's row count too */
+        if (strncmp(PQcmdStatus((PGresult *)res), "SELECT", 6) != 0)
+            r.affected = a && *a ? strtoull(a, NULL, 10) : 0;
     } else {
         const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
         r.error = -EIO;
         r.sqlstate = state ? state : "";
         r.message = msg ? msg : PQresultErrorMessage(res);
+        if (st == PGRES_EMPTY_QUERY) {
+            r.sqlstate = "42601"; /* syntax_error: there was no statement */
+            r.message = "the query was empty";
+        } else if (!*r.message) {
+            r.message = PQresStatus(st);
+        }
     }
     s->fn(&r, s->ud);
 }
@@ -678,9 +701,24 @@ static bool link_results(struct link *l)
         PGresult *res = PQgetResult(l->pg);
         struct slot *s = &l->ring[l->head];
         if (s->stage == S_RESULT) {
-            if (!res || PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
+            ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+            if (!res || st == PGRES_PIPELINE_SYNC) {
                 PQclear(res);
                 link_fail(l, -ECONNRESET, "the database answered out of order");
+                return false;
+            }
+            if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) {
+                /* COPY does not work in pipeline mode: the link is lost to it */
+                PQclear(res);
+                struct slot t = *s;
+                s->fn = NULL;
+                link_close(l, -ECONNRESET, "a query started COPY, which coil_pg does not do", true);
+                if (t.kind == K_QUERY) {
+                    struct coil_pg_result r = {
+                        .error = -EIO, .sqlstate = "0A000", .message = "COPY is not supported"};
+                    if (t.fn && (!t.owner || coil__rq_at(l->p->w, t.owner)))
+                        t.fn(&r, t.ud);
+                }
                 return false;
             }
             s->res = res;
@@ -930,8 +968,11 @@ int coil_pg_query(struct coil_req *owner, struct coil_pg *db, const struct coil_
     if (owner && !id)
         return -EINVAL; /* the owner must have deferred: it outlives its handler */
     struct pool *p = db->pools ? db->pools[w->id] : NULL;
-    if (!p || p->open == 0 || p->stopping)
-        return -ENOTCONN;
+    if (!p || p->stopping || (p->open == 0 && p->down))
+        return -ENOTCONN; /* a worker that never had a link yet queues instead */
+    for (int i = 0; i < q->nparams; i++)
+        if (q->params[i].ptr && memchr(q->params[i].ptr, 0, q->params[i].len))
+            return -EINVAL; /* libpq's text parameters end at a NUL: refuse, never cut short */
     uint64_t deadline = now_ms(p) + db->o.timeout_ms;
     struct link *l;
     while (!p->qhead && (l = pick(p))) {
@@ -998,7 +1039,7 @@ static void on_sweep(void *ud)
                  * (and the ones behind it fail), and it is reopened. */
                 struct slot t = *s;
                 s->fn = NULL; /* link_fail must not report it twice */
-                link_fail(l, -ECONNRESET, "a query on this connection timed out");
+                link_close(l, -ECONNRESET, "a query on this connection timed out", true);
                 deliver(p, &t, -ETIMEDOUT, "the database did not answer in time");
             }
             break;

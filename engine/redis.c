@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "coil_redis.h"
 #include "internal.h"
@@ -65,7 +66,11 @@ struct rconn {
     int fd;
     unsigned events;
     uint8_t state;
-    bool was_up;           /* R_CLOSING: it was R_UP */
+    bool was_up;         /* R_CLOSING: it was R_UP */
+    bool refuse_due;     /* AUTH or SELECT was refused: close after the read */
+    bool connected;      /* R_CONNECTING: the socket is, AUTH/SELECT may still be due */
+    unsigned setup_left; /* AUTH and SELECT replies still due */
+    char refused[160];
     const char *close_why; /* R_CLOSING: why */
     bool stopping;
     bool logged; /* a failure was logged; no connection since */
@@ -80,6 +85,7 @@ struct rconn {
 };
 
 static void conn_start(struct rconn *c);
+static void conn_close(struct rconn *c, const char *why);
 static void sweep_arm(struct rconn *c, uint64_t at);
 
 /* ---- URL and options -------------------------------------------------------------------- */
@@ -95,7 +101,33 @@ static int set_url(const char *v, void *ud)
     return 0;
 }
 
-/* redis://[[user]:password@]host[:port][/db] */
+/* %XX escapes decoded in place (a password may hold '@', ':' or '/'); -1 for a bad one. */
+static int unescape(char *s)
+{
+    char *o = s;
+    for (char *i = s; *i; i++) {
+        if (*i != '%') {
+            *o++ = *i;
+            continue;
+        }
+        int hi = i[1] ? (i[1] >= 'a'   ? i[1] - 'a' + 10
+                         : i[1] >= 'A' ? i[1] - 'A' + 10
+                                       : i[1] - '0')
+                      : -1;
+        int lo = hi >= 0 && i[2] ? (i[2] >= 'a'   ? i[2] - 'a' + 10
+                                    : i[2] >= 'A' ? i[2] - 'A' + 10
+                                                  : i[2] - '0')
+                                 : -1;
+        if (hi < 0 || hi > 15 || lo < 0 || lo > 15)
+            return -1;
+        *o++ = (char)(hi * 16 + lo);
+        i += 2;
+    }
+    *o = 0;
+    return 0;
+}
+
+/* redis://[[user]:password@]host[:port][/db], user and password percent-encoded */
 static int parse_url(struct coil_redis *r, char **host)
 {
     const char *u = r->url;
@@ -114,6 +146,8 @@ static int parse_url(struct coil_redis *r, char **host)
             return -1;
         }
     }
+    if ((r->user && unescape(r->user) < 0) || (r->password && unescape(r->password) < 0))
+        return -1;
     const char *slash = strchr(hp, '/');
     const char *end = slash ? slash : hp + strlen(hp);
     const char *pc = NULL;
@@ -287,6 +321,12 @@ static void on_event(int fd, unsigned events, void *ud)
     redisAsyncContext *ac = c->ac;
     if (events & (COIL_READABLE | COIL_ERROR | COIL_HANGUP))
         redisAsyncHandleRead(ac);
+    if (c->ac == ac && c->refuse_due) {
+        c->refuse_due = false;
+        c->logged = false; /* say why, once */
+        conn_close(c, c->refused);
+        return;
+    }
     /* the read may have freed the context (a lost connection) */
     if (c->ac == ac && (events & COIL_WRITABLE))
         redisAsyncHandleWrite(ac);
@@ -333,13 +373,9 @@ static void went_down(struct rconn *c, const char *why)
     c->retry = coil_timer_after(NULL, ms, retry_cb, c);
 }
 
-static void on_connect(const redisAsyncContext *ac, int status)
+/* Connected, and AUTH and SELECT (if any) accepted: commands may go. */
+static void now_up(struct rconn *c)
 {
-    struct rconn *c = ac->data;
-    if (status != REDIS_OK) {
-        went_down(c, ac->errstr[0] ? ac->errstr : "connect failed");
-        return;
-    }
     c->state = R_UP;
     c->backoff_ms = 0;
     set_up(c, true);
@@ -348,19 +384,38 @@ static void on_connect(const redisAsyncContext *ac, int status)
     c->logged = false;
 }
 
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct rconn *c = ac->data;
+    if (status != REDIS_OK) {
+        went_down(c, ac->errstr[0] ? ac->errstr : "connect failed");
+        return;
+    }
+    c->connected = true;
+    if (c->setup_left == 0)
+        now_up(c);
+}
+
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
     struct rconn *c = ac->data;
     went_down(c, status == REDIS_OK ? "closed" : ac->errstr[0] ? ac->errstr : "connection lost");
 }
 
+/* AUTH or SELECT refused: the connection is of no use (every command would fail); it is closed
+ * and retried with backoff, and the worker counts as having none. */
 static void auth_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     redisReply *rep = reply;
+    struct rconn *c = ac->data;
     (void)priv;
-    if (rep && rep->type == REDIS_REPLY_ERROR) {
-        struct rconn *c = ac->data;
-        coil__log("worker %u: redis refused AUTH or SELECT: %s", c->id, rep->str);
+    if (!rep || c->ac != ac)
+        return; /* the connection is going: nothing to do */
+    if (rep->type == REDIS_REPLY_ERROR) {
+        snprintf(c->refused, sizeof(c->refused), "redis refused AUTH or SELECT: %s", rep->str);
+        c->refuse_due = true; /* closed after this callback: hiredis frees nothing under it */
+    } else if (--c->setup_left == 0 && c->connected && c->state == R_CONNECTING) {
+        now_up(c);
     }
 }
 
@@ -397,6 +452,8 @@ static void conn_start(struct rconn *c)
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     ev_add_write(c); /* the connect completes when the socket is writable */
     /* AUTH and SELECT go first, queued until the connect completes. */
+    c->connected = false;
+    c->setup_left = (r->password ? 1u : 0u) + (r->db ? 1u : 0u);
     if (r->password) {
         if (r->user)
             redisAsyncCommand(ac, auth_reply, NULL, "AUTH %s %s", r->user, r->password);
@@ -561,11 +618,33 @@ static void sweep_arm(struct rconn *c, uint64_t at)
     c->sweep_at = c->sweep.id ? at : 0;
 }
 
+static bool is_word(struct coil_str s, const char *w)
+{
+    return s.len == strlen(w) && !strncasecmp(s.ptr, w, s.len);
+}
+
+/* Commands that change what the shared connection answers to every other request: pub/sub and
+ * MONITOR (several replies, or none, per command), CLIENT REPLY (none), SELECT, AUTH, HELLO and
+ * RESET (another database, user or protocol for all), QUIT. Refused. */
+static bool breaks_connection(int argc, const struct coil_str *argv)
+{
+    static const char *const words[] = {
+        "SUBSCRIBE",    "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE",
+        "SUNSUBSCRIBE", "MONITOR",    "SELECT",     "AUTH",        "HELLO",
+        "RESET",        "QUIT",       "SYNC",       "PSYNC",       "REPLCONF",
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (is_word(argv[0], words[i]))
+            return true;
+    return argc > 1 && is_word(argv[0], "CLIENT") && is_word(argv[1], "REPLY");
+}
+
 int coil_redis_command(struct coil_req *owner, struct coil_redis *r, int argc,
                        const struct coil_str *argv, coil_redis_fn fn, void *ud)
 {
     struct coil__worker *w = coil__self;
-    if (!w || !r || argc < 1 || argc > 1024 || !argv)
+    if (!w || !r || argc < 1 || argc > 1024 || !argv || !argv[0].ptr ||
+        breaks_connection(argc, argv))
         return -EINVAL;
     uint64_t id = coil__owner_id(w, owner);
     if (owner && !id)

@@ -15,7 +15,8 @@
  * before it is answered (coil_cache_invalidate), so a read after the answer is never stale; a
  * read is copied to every worker's cache (replicate), so the next GET of it is a HIT wherever
  * its connection landed (HttpArena's check opens a new connection per GET). With --redis-url
- * (REDIS_URL) the cache is Redis instead, shared by every process (GET, SET PX 200, DEL); when
+ * (REDIS_URL) the cache is Redis instead, shared by every process (GET, SET PX 200, DEL of
+ * "coil:item:ID"); when
  * Redis fails, reads go to the database (X-Cache: MISS) and writes are answered without the
  * invalidation (the item expires there within 200 ms).
  * Request bodies are parsed with jansson; bad JSON or a missing or mistyped field is a 400 with
@@ -102,6 +103,7 @@ struct call {
     uint64_t stamp; /* GET: when the read began (coil_cache_stamp) */
     char key[12];   /* the id in decimal, the cache key */
     size_t klen;
+    char rkey[24]; /* with --redis-url: "coil:item:" and the id, its key in Redis */
 };
 
 /* Row i as HttpArena's item object. false if a column is not what the schema says. */
@@ -179,7 +181,10 @@ static int send_query(struct coil_req *req, struct coil_res *res, const char *st
     int err = coil_pg_query(req, db, &q, fn, ud);
     if (err == 0)
         return 0;
-    if (err != -EBUSY && empty_when_down) {
+    if (err == -EINVAL) { /* a parameter libpq cannot carry (a NUL byte) */
+        json_error(res, 400, "bad parameter");
+        coil_res_finish(res);
+    } else if (err != -EBUSY && empty_when_down) {
         empty_list(res);
         coil_res_finish(res);
     } else {
@@ -285,6 +290,13 @@ static int crud_list(struct coil_req *req, struct coil_res *res, void *ud)
 /* ---- GET /crud/items/:id ---------------------------------------------------------------- */
 
 #ifdef COIL_HAVE_REDIS
+/* The item's key in Redis, namespaced so that it shares a database with other data. */
+static struct coil_str redis_key(struct call *c)
+{
+    int n = snprintf(c->rkey, sizeof(c->rkey), "coil:item:%.*s", (int)c->klen, c->key);
+    return (struct coil_str){c->rkey, (size_t)n};
+}
+
 static void redis_stored(const struct coil_redis_reply *r, void *ud)
 {
     struct call *c = ud;
@@ -313,7 +325,7 @@ static void get_row(const struct coil_pg_result *r, void *ud)
     if (REDIS_CACHE) {
 #ifdef COIL_HAVE_REDIS
         /* answered once Redis has it, so the next GET is a HIT on any process */
-        struct coil_str k = {c->key, c->klen};
+        struct coil_str k = redis_key(c);
         if (coil_redis_set(c->req, redis, k, body, ITEM_TTL_MS, redis_stored, c) == 0)
             return;
 #endif
@@ -382,7 +394,7 @@ static int crud_get(struct coil_req *req, struct coil_res *res, void *ud)
     if (!coil_res_defer(res, NULL, NULL).id)
         return -ENOMEM;
 #ifdef COIL_HAVE_REDIS
-    struct coil_str k = {c->key, c->klen};
+    struct coil_str k = redis_key(c);
     if (REDIS_CACHE && coil_redis_get(req, redis, k, redis_got, c) == 0)
         return 0;
 #endif
@@ -424,7 +436,7 @@ static void write_row(const struct coil_pg_result *r, struct call *c, int status
     }
     if (REDIS_CACHE) {
 #ifdef COIL_HAVE_REDIS
-        struct coil_str k = {c->key, c->klen};
+        struct coil_str k = redis_key(c);
         if (coil_redis_del(c->req, redis, k, deleted, c) == 0)
             return;
 #endif
