@@ -1,0 +1,3 @@
+module coilgopeer
+
+go 1.19
