@@ -28,6 +28,9 @@
 #include <string.h>
 
 #include "internal.h"
+#ifdef COIL_HAVE_REDIS
+#include "coil_redis.h"
+#endif
 
 struct entry {
     struct entry *chain;       /* next in the bucket */
@@ -55,9 +58,13 @@ struct shard {
 
 struct coil_cache {
     struct coil_cache_opts o;
+    char *prefix; /* opts.prefix, copied */
+    size_t plen;
     unsigned nworkers;
     struct shard **shards; /* per worker */
 };
+
+static bool remote(const struct coil_cache *c);
 
 static uint64_t hash_key(const void *key, size_t len)
 {
@@ -256,6 +263,8 @@ static void put_job(void *payload, size_t len, unsigned worker)
 int coil_cache_put(struct coil_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                    uint64_t stamp)
 {
+    if (c && remote(c))
+        return coil_cache_store(NULL, c, key, klen, val, vlen, stamp, NULL, NULL);
     struct shard *s = shard_of(c);
     if (!s || !key || (vlen && !val) || klen > UINT32_MAX || vlen > UINT32_MAX)
         return -EINVAL;
@@ -274,6 +283,162 @@ int coil_cache_put(struct coil_cache *c, const void *key, size_t klen, const voi
     coil_job_broadcast(put_job, m, size); /* a worker whose channel is full misses it */
     coil_free(m);
     return 0;
+}
+
+/* ---- on Redis ---------------------------------------------------------------------------- */
+
+/* A cache whose entries live in Redis (opts.redis, configured): every call below goes there. */
+static bool remote(const struct coil_cache *c)
+{
+#ifdef COIL_HAVE_REDIS
+    return c->o.redis && coil_redis_configured(c->o.redis);
+#else
+    (void)c;
+    return false;
+#endif
+}
+
+#ifdef COIL_HAVE_REDIS
+/* A call waiting for Redis: in the owner's memory (dropped with it), else the worker's heap. */
+struct pending {
+    bool owned;
+    coil_cache_fn fn;                /* fetch */
+    void (*done)(int err, void *ud); /* store, invalidate */
+    void *ud;
+};
+
+static struct pending *pending_new(struct coil_req *owner)
+{
+    struct pending *x = owner ? coil_req_alloc(owner, sizeof(*x)) : coil_malloc(sizeof(*x));
+    if (x)
+        *x = (struct pending){.owned = owner != NULL};
+    return x;
+}
+
+static struct pending *pending_done(struct coil_req *owner, void (*done)(int, void *), void *ud)
+{
+    struct pending *x = pending_new(owner);
+    if (x) {
+        x->done = done;
+        x->ud = ud;
+    }
+    return x;
+}
+
+/* prefix + key in buf (of n bytes) or the heap (*heap, to free). */
+static struct coil_str redis_key(const struct coil_cache *c, const void *key, size_t klen,
+                                 char *buf, size_t n, char **heap)
+{
+    char *k = c->plen + klen <= n ? buf : (*heap = coil_malloc(c->plen + klen));
+    if (!k)
+        return (struct coil_str){NULL, 0};
+    memcpy(k, c->prefix, c->plen);
+    memcpy(k + c->plen, key, klen);
+    return (struct coil_str){k, c->plen + klen};
+}
+
+static void fetch_reply(const struct coil_redis_reply *r, void *ud)
+{
+    struct pending x = *(struct pending *)ud;
+    if (!x.owned)
+        coil_free(ud);
+    if (r->error)
+        x.fn(r->error, NULL, 0, x.ud);
+    else if (r->type == COIL_REDIS_STRING)
+        x.fn(0, r->str.ptr, r->str.len, x.ud);
+    else if (r->type == COIL_REDIS_NIL)
+        x.fn(-ENOENT, NULL, 0, x.ud);
+    else
+        x.fn(-EPROTO, NULL, 0, x.ud); /* the key holds something else */
+}
+
+static void done_reply(const struct coil_redis_reply *r, void *ud)
+{
+    struct pending x = *(struct pending *)ud;
+    if (!x.owned)
+        coil_free(ud);
+    if (x.done)
+        x.done(r->error ? r->error : r->type == COIL_REDIS_ERROR ? -EPROTO : 0, x.ud);
+}
+
+/* The TTL left for a value stamped at stamp: ms, or 0 if it is expired already. */
+static uint32_t ttl_left(const struct coil_cache *c, uint64_t stamp)
+{
+    uint64_t now = coil__clock_ns(), end = stamp + (uint64_t)c->o.ttl_ms * 1000000u;
+    return end > now ? (uint32_t)((end - now + 999999u) / 1000000u) : 0;
+}
+
+/* One GET, SET or DEL for a remote cache; 0 (the reply will call back) or an error. */
+static int remote_call(struct coil_req *owner, struct coil_cache *c, char op, const void *key,
+                       size_t klen, const void *val, size_t vlen, uint32_t px, struct pending *x)
+{
+    char buf[256], *heap = NULL;
+    struct coil_str k = redis_key(c, key, klen, buf, sizeof(buf), &heap);
+    int err = -ENOMEM;
+    if (k.ptr) {
+        coil_redis_fn fn = op == 'G' ? fetch_reply : x ? done_reply : NULL;
+        struct coil_str v = {val, vlen};
+        err = op == 'G'   ? coil_redis_get(owner, c->o.redis, k, fn, x)
+              : op == 'S' ? coil_redis_set(owner, c->o.redis, k, v, px, fn, x)
+                          : coil_redis_del(owner, c->o.redis, k, fn, x);
+    }
+    coil_free(heap);
+    if (err < 0 && x && !x->owned)
+        coil_free(x);
+    return err;
+}
+#endif
+
+int coil_cache_fetch(struct coil_req *owner, struct coil_cache *c, const void *key, size_t klen,
+                     coil_cache_fn fn, void *ud)
+{
+    if (!c || !key || !fn || !coil__self)
+        return -EINVAL;
+    if (!remote(c)) {
+        struct coil_str v;
+        if (coil_cache_get(c, key, klen, &v))
+            fn(0, v.ptr, v.len, ud);
+        else
+            fn(-ENOENT, NULL, 0, ud);
+        return 0;
+    }
+#ifdef COIL_HAVE_REDIS
+    struct pending *x = pending_new(owner);
+    if (!x)
+        return -ENOMEM;
+    x->fn = fn;
+    x->ud = ud;
+    return remote_call(owner, c, 'G', key, klen, NULL, 0, 0, x);
+#else
+    return -EINVAL;
+#endif
+}
+
+int coil_cache_store(struct coil_req *owner, struct coil_cache *c, const void *key, size_t klen,
+                     const void *val, size_t vlen, uint64_t stamp, void (*done)(int err, void *ud),
+                     void *ud)
+{
+    if (!c || !key || (vlen && !val) || !coil__self)
+        return -EINVAL;
+    if (!remote(c)) {
+        int err = coil_cache_put(c, key, klen, val, vlen, stamp);
+        if (err < 0)
+            return err;
+        if (done)
+            done(0, ud);
+        return 0;
+    }
+#ifdef COIL_HAVE_REDIS
+    uint32_t px = ttl_left(c, stamp ? stamp : coil__clock_ns());
+    if (!px)
+        return -ESTALE;
+    struct pending *x = NULL;
+    if (done && !(x = pending_done(owner, done, ud)))
+        return -ENOMEM;
+    return remote_call(owner, c, 'S', key, klen, val, vlen, px, x);
+#else
+    return -EINVAL;
+#endif
 }
 
 /* ---- invalidation across workers -------------------------------------------------------- */
@@ -326,6 +491,14 @@ static void inval_reply(int err, const void *data, size_t len, void *ud)
 int coil_cache_invalidate(struct coil_req *owner, struct coil_cache *c, const void *key,
                           size_t klen, void (*done)(int err, void *ud), void *ud)
 {
+#ifdef COIL_HAVE_REDIS
+    if (c && remote(c) && key && coil__self) {
+        struct pending *x = NULL;
+        if (done && !(x = pending_done(owner, done, ud)))
+            return -ENOMEM;
+        return remote_call(owner, c, 'D', key, klen, NULL, 0, 0, x);
+    }
+#endif
     struct shard *s = shard_of(c);
     if (!s || !key)
         return -EINVAL;
@@ -376,6 +549,7 @@ static void cache_done(void *ud)
 {
     struct coil_cache *c = ud;
     free(c->shards);
+    free(c->prefix);
     free(c);
 }
 
@@ -420,7 +594,15 @@ struct coil_cache *coil_cache_create(struct coil_app *app, const struct coil_cac
         c->o.max_entries = 65536;
     if (!c->o.max_bytes)
         c->o.max_bytes = 64u << 20;
+    c->prefix = strdup(c->o.prefix ? c->o.prefix : "");
+    if (!c->prefix) {
+        free(c);
+        return NULL;
+    }
+    c->plen = strlen(c->prefix);
+    c->o.prefix = NULL;
     if (coil_app_on_run(app, cache_run, cache_done, c) < 0) {
+        free(c->prefix);
         free(c);
         return NULL;
     }

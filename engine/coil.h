@@ -542,17 +542,39 @@ int coil_route_proxy(struct coil_app *app, const char *pattern, const char *url)
  * that began before a write can never put the old value back after the write's invalidation.
  */
 struct coil_cache;
+struct coil_redis; /* coil_redis.h */
 struct coil_cache_opts {
     uint32_t ttl_ms;      /* [1000] */
     uint32_t max_entries; /* per worker [65536] */
     uint64_t max_bytes;   /* keys, values and about 64 bytes per entry, per worker [64 MiB] */
     bool replicate;       /* copy puts to every worker [false] */
+    /* Entries in Redis instead, shared by every process (coil_redis_open; when that Redis is
+     * not configured, the cache stays local): keys are prefix + key, the TTL is Redis' PX.
+     * The calls below keep their meaning, except coil_cache_get (always a miss: use
+     * coil_cache_fetch) and stamps (only the TTL is taken from them: Redis keeps no
+     * tombstones, so a read that began before a write can put the old value back after the
+     * write's invalidation, until the TTL ends). */
+    struct coil_redis *redis;
+    const char *prefix; /* [""]; copied */
 };
 struct coil_cache *coil_cache_create(struct coil_app *app, const struct coil_cache_opts *opts);
 
 /* true and *out (the value; valid until the next coil_cache call on this worker) if key is
  * cached and not expired on the calling worker. Copy it into the response (coil_res_body). */
 bool coil_cache_get(struct coil_cache *c, const void *key, size_t klen, struct coil_str *out);
+/*
+ * A lookup that works for both kinds of cache: fn(err, value, len, ud) with err 0 (a hit; value
+ * valid during the call), -ENOENT (a miss), or the error of a Redis that failed (-ENOTCONN,
+ * -ECONNRESET, -ETIMEDOUT; read the source then). A local cache calls fn before returning; a
+ * cache on Redis calls it when Redis answers, on this worker; with an owner request
+ * (deferred) the call is dropped if the request ends first. Returns 0 (fn runs once), or
+ * fails at once without calling fn: -ENOTCONN (Redis down), -EBUSY, -ENOMEM, -EINVAL.
+ * A handler looks with coil_cache_get first (a local hit answers without deferring), then
+ * defers and fetches.
+ */
+typedef void (*coil_cache_fn)(int err, const void *value, size_t len, void *ud);
+int coil_cache_fetch(struct coil_req *owner, struct coil_cache *c, const void *key, size_t klen,
+                     coil_cache_fn fn, void *ud);
 /* Now, as a put's stamp. */
 uint64_t coil_cache_stamp(void);
 /* Puts a copy of val under key (stamp: see above; 0 means now), replacing an older value.
@@ -560,8 +582,16 @@ uint64_t coil_cache_stamp(void);
  * -ENOMEM, -EINVAL. */
 int coil_cache_put(struct coil_cache *c, const void *key, size_t klen, const void *val, size_t vlen,
                    uint64_t stamp);
+/* coil_cache_put, then done(err, ud) once the value is stored: before returning for a local
+ * cache, when Redis has answered for one on Redis (so a read anywhere after done finds it).
+ * Same returns as coil_cache_put (done runs only after 0); done and owner as for
+ * coil_cache_invalidate. */
+int coil_cache_store(struct coil_req *owner, struct coil_cache *c, const void *key, size_t klen,
+                     const void *val, size_t vlen, uint64_t stamp, void (*done)(int err, void *ud),
+                     void *ud);
 /*
- * Drops key on every worker: here at once, on the others through a job call each. done(err, ud)
+ * Drops key on every worker (a cache on Redis: DEL, done after Redis' answer): here at once, on
+ * the others through a job call each. done(err, ud)
  * (may be NULL) runs on this worker once every worker has dropped it, so an answer sent from
  * done is never contradicted by a stale read elsewhere; with one worker it runs before
  * coil_cache_invalidate returns. err is 0, or the error of a worker that could not be reached

@@ -13,9 +13,9 @@
  * connection is closed and reopened (the commands behind it fail with -ECONNRESET). Names in
  * the URL are resolved once, at start-up, on the main thread.
  *
- * Use it as a cache shared by several processes (coil_cache is per process): read with
- * coil_redis_get, fill with coil_redis_set and an expiry, drop with coil_redis_del. When Redis
- * is down, read the source instead: the cache is an optimisation, not a dependency.
+ * As a cache shared by several processes, give it to coil_cache_create (opts.redis): the
+ * coil_cache calls then use GET, SET PX and DEL here. When Redis is down, read the source
+ * instead: the cache is an optimisation, not a dependency.
  */
 #ifndef COIL_REDIS_H
 #define COIL_REDIS_H

@@ -15,10 +15,9 @@
  * before it is answered (coil_cache_invalidate), so a read after the answer is never stale; a
  * read is copied to every worker's cache (replicate), so the next GET of it is a HIT wherever
  * its connection landed (HttpArena's check opens a new connection per GET). With --redis-url
- * (REDIS_URL) the cache is Redis instead, shared by every process (GET, SET PX 200, DEL of
- * "coil:item:ID"); when
- * Redis fails, reads go to the database (X-Cache: MISS) and writes are answered without the
- * invalidation (the item expires there within 200 ms).
+ * (REDIS_URL) the same coil_cache calls keep the items in Redis instead, shared by every
+ * process ("coil:item:ID", PX 200); when Redis fails, reads go to the database (X-Cache: MISS)
+ * and writes are answered without the invalidation (the item expires there within 200 ms).
  * Request bodies are parsed with jansson; bad JSON or a missing or mistyped field is a 400 with
  * a JSON error. Without libpq (COIL_HAVE_PG unset) the routes answer as if the database were
  * unreachable.
@@ -86,13 +85,7 @@ static bool parse_id(struct coil_str s, int64_t *id)
 #define ITEM_TTL_MS 200
 
 static struct coil_pg *db;
-static struct coil_cache *item_cache; /* id -> the item's JSON, without --redis-url */
-#ifdef COIL_HAVE_REDIS
-static struct coil_redis *redis; /* the cache instead, with --redis-url */
-#define REDIS_CACHE coil_redis_configured(redis)
-#else
-#define REDIS_CACHE false
-#endif
+static struct coil_cache *item_cache; /* id -> the item's JSON: local, or Redis (--redis-url) */
 
 enum { C_ID, C_NAME, C_CATEGORY, C_PRICE, C_QUANTITY, C_ACTIVE, C_TAGS, C_SCORE, C_COUNT };
 
@@ -103,7 +96,6 @@ struct call {
     uint64_t stamp; /* GET: when the read began (coil_cache_stamp) */
     char key[12];   /* the id in decimal, the cache key */
     size_t klen;
-    char rkey[24]; /* with --redis-url: "coil:item:" and the id, its key in Redis */
 };
 
 /* Row i as HttpArena's item object. false if a column is not what the schema says. */
@@ -289,21 +281,13 @@ static int crud_list(struct coil_req *req, struct coil_res *res, void *ud)
 
 /* ---- GET /crud/items/:id ---------------------------------------------------------------- */
 
-#ifdef COIL_HAVE_REDIS
-/* The item's key in Redis, namespaced so that it shares a database with other data. */
-static struct coil_str redis_key(struct call *c)
-{
-    int n = snprintf(c->rkey, sizeof(c->rkey), "coil:item:%.*s", (int)c->klen, c->key);
-    return (struct coil_str){c->rkey, (size_t)n};
-}
-
-static void redis_stored(const struct coil_redis_reply *r, void *ud)
+/* Stored (or not: the next read goes to the database again): the answer may go. */
+static void stored(int err, void *ud)
 {
     struct call *c = ud;
-    (void)r; /* not stored: the next read goes to the database again */
+    (void)err;
     coil_res_finish(c->res);
 }
-#endif
 
 static void get_row(const struct coil_pg_result *r, void *ud)
 {
@@ -322,17 +306,10 @@ static void get_row(const struct coil_pg_result *r, void *ud)
         coil_res_fail(c->res, 500);
         return;
     }
-    if (REDIS_CACHE) {
-#ifdef COIL_HAVE_REDIS
-        /* answered once Redis has it, so the next GET is a HIT on any process */
-        struct coil_str k = redis_key(c);
-        if (coil_redis_set(c->req, redis, k, body, ITEM_TTL_MS, redis_stored, c) == 0)
-            return;
-#endif
-    } else {
-        coil_cache_put(item_cache, c->key, c->klen, body.ptr, body.len, c->stamp);
-    }
-    coil_res_finish(c->res);
+    /* answered once the cache has it, so the next GET is a HIT on any worker or process */
+    if (coil_cache_store(c->req, item_cache, c->key, c->klen, body.ptr, body.len, c->stamp, stored,
+                         c) < 0)
+        coil_res_finish(c->res);
 }
 
 /* The :id of the path as a cache key; false (404 answered) if it is not an id. */
@@ -361,24 +338,23 @@ static int read_item(struct coil_req *req, struct call *c)
     return send_query(req, c->res, "crud_get", &p, 1, get_row, c, false);
 }
 
-#ifdef COIL_HAVE_REDIS
-/* Redis as the cache: a hit answers, a miss or a Redis failure reads the database. */
-static void redis_got(const struct coil_redis_reply *r, void *ud)
+/* The cache's answer (Redis, or this worker's table): a hit answers, a miss or a failed Redis
+ * reads the database. */
+static void cached(int err, const void *value, size_t len, void *ud)
 {
     struct call *c = ud;
-    if (r->error == 0 && r->type == COIL_REDIS_STRING) {
-        coil_res_header(c->res, "X-Cache", "HIT");
-        coil_res_header(c->res, "Content-Type", "application/json");
-        if (coil_res_body(c->res, r->str.ptr, r->str.len) < 0) {
-            coil_res_fail(c->res, 503);
-            return;
-        }
-        coil_res_finish(c->res);
+    if (err < 0) {
+        read_item(c->req, c);
         return;
     }
-    read_item(c->req, c);
+    coil_res_header(c->res, "X-Cache", "HIT");
+    coil_res_header(c->res, "Content-Type", "application/json");
+    if (coil_res_body(c->res, value, len) < 0) {
+        coil_res_fail(c->res, 503);
+        return;
+    }
+    coil_res_finish(c->res);
 }
-#endif
 
 static int crud_get(struct coil_req *req, struct coil_res *res, void *ud)
 {
@@ -386,18 +362,15 @@ static int crud_get(struct coil_req *req, struct coil_res *res, void *ud)
     if (!c)
         return 0;
     struct coil_str hit;
-    if (!REDIS_CACHE && coil_cache_get(item_cache, c->key, c->klen, &hit)) {
+    if (coil_cache_get(item_cache, c->key, c->klen, &hit)) { /* this worker's table, at once */
         coil_res_header(res, "X-Cache", "HIT");
         coil_res_header(res, "Content-Type", "application/json");
         return coil_res_body(res, hit.ptr, hit.len);
     }
     if (!coil_res_defer(res, NULL, NULL).id)
         return -ENOMEM;
-#ifdef COIL_HAVE_REDIS
-    struct coil_str k = redis_key(c);
-    if (REDIS_CACHE && coil_redis_get(req, redis, k, redis_got, c) == 0)
-        return 0;
-#endif
+    if (coil_cache_fetch(req, item_cache, c->key, c->klen, cached, c) == 0)
+        return 0; /* a cache on Redis answers later; a local one has answered (a miss) */
     return read_item(req, c);
 }
 
@@ -405,19 +378,10 @@ static int crud_get(struct coil_req *req, struct coil_res *res, void *ud)
 
 static void written(int err, void *ud)
 {
-    (void)err; /* a worker that missed the invalidation serves the old item until it expires */
+    (void)err; /* a worker (or Redis) that missed it serves the old item until it expires */
     struct call *c = ud;
     coil_res_finish(c->res);
 }
-
-#ifdef COIL_HAVE_REDIS
-static void deleted(const struct coil_redis_reply *r, void *ud)
-{
-    struct call *c = ud;
-    (void)r; /* a failed DEL leaves the old item in Redis until it expires */
-    coil_res_finish(c->res);
-}
-#endif
 
 /* The row written (RETURNING): answered with status once every worker dropped the key. */
 static void write_row(const struct coil_pg_result *r, struct call *c, int status)
@@ -434,16 +398,9 @@ static void write_row(const struct coil_pg_result *r, struct call *c, int status
         coil_res_fail(c->res, 500);
         return;
     }
-    if (REDIS_CACHE) {
-#ifdef COIL_HAVE_REDIS
-        struct coil_str k = redis_key(c);
-        if (coil_redis_del(c->req, redis, k, deleted, c) == 0)
-            return;
-#endif
-        coil_res_finish(c->res); /* Redis is down: the item expires there within its TTL */
-    } else if (coil_cache_invalidate(c->req, item_cache, c->key, c->klen, written, c) < 0) {
+    /* A failed invalidation (Redis down) leaves the old item cached until it expires. */
+    if (coil_cache_invalidate(c->req, item_cache, c->key, c->klen, written, c) < 0)
         coil_res_finish(c->res);
-    }
 }
 static void created_row(const struct coil_pg_result *r, void *ud)
 {
@@ -546,14 +503,14 @@ static int crud_update(struct coil_req *req, struct coil_res *res, void *ud)
 int db_routes(struct coil_app *app)
 {
     db = coil_pg_open(app, NULL);
-    struct coil_cache_opts co = {.ttl_ms = ITEM_TTL_MS, .replicate = true};
+    struct coil_cache_opts co = {.ttl_ms = ITEM_TTL_MS, .replicate = true, .prefix = "coil:item:"};
+#ifdef COIL_HAVE_REDIS
+    if (!(co.redis = coil_redis_open(app, NULL))) /* used only with --redis-url */
+        return -1;
+#endif
     item_cache = coil_cache_create(app, &co);
     if (!db || !item_cache)
         return -1;
-#ifdef COIL_HAVE_REDIS
-    if (!(redis = coil_redis_open(app, NULL)))
-        return -1;
-#endif
     int err = 0;
     err |= coil_pg_prepare(
         db, "async_db", "SELECT " ITEM_COLS " FROM items WHERE price BETWEEN $1 AND $2 LIMIT $3");

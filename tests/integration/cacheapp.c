@@ -18,7 +18,9 @@
  *
  * Every response carries X-Worker: the index of the worker that answered it.
  *
- * Caches (coil_cache_create), chosen with ?c=NAME (default main):
+ * Caches (coil_cache_create), chosen with ?c=NAME (default main; "remote" is on Redis, keys
+ * "t:KEY", with hiredis; GET /cache/:key/fetch and POST /cache/:key/store use coil_cache_fetch
+ * and coil_cache_store, answering from their callbacks):
  *   main   ttl 60 s, default bounds, not replicated
  *   repl   ttl 60 s, default bounds, replicate
  *   small  ttl 60 s, max_entries 4, max_bytes 1024, not replicated
@@ -203,6 +205,7 @@ static struct coil_defer defer(struct coil_res *res)
 /* ---- caches ---------------------------------------------------------------------------------- */
 
 static struct coil_cache *c_main, *c_repl, *c_small, *c_ttl;
+static struct coil_cache *c_remote; /* on Redis (prefix "t:"), when built with hiredis */
 
 /* The cache named by ?c=, or NULL (400 answered). */
 static struct coil_cache *which(struct coil_req *req, struct coil_res *res)
@@ -217,7 +220,9 @@ static struct coil_cache *which(struct coil_req *req, struct coil_res *res)
         return c_small;
     if (r > 0 && n.len == 3 && !memcmp(n.ptr, "ttl", 3))
         return c_ttl;
-    coil_res_text(res, 400, "text/plain", "c: main, repl, small or ttl\n");
+    if (r > 0 && n.len == 6 && !memcmp(n.ptr, "remote", 6) && c_remote)
+        return c_remote;
+    coil_res_text(res, 400, "text/plain", "c: main, repl, small, ttl or remote\n");
     return NULL;
 }
 
@@ -335,6 +340,95 @@ static void inval_done(int err, void *ud)
     json_worker(j);
     coil_json_object_close(j);
     coil_res_finish(res);
+}
+
+/* A deferred call that failed at once: 503 {"rc": NAME}. */
+static void refused(struct coil_res *res, int rc)
+{
+    coil_res_status(res, 503);
+    struct coil_json *j = coil_res_json(res);
+    coil_json_object_open(j);
+    json_rc(j, rc);
+    json_worker(j);
+    coil_json_object_close(j);
+    coil_res_finish(res);
+}
+
+/* The cache of ?c= for a route that answers from a callback: deferred, or NULL with *rc the
+ * handler's return (0: 400 answered; -ENOMEM). */
+static struct coil_cache *deferred_on(struct coil_req *req, struct coil_res *res, int *rc)
+{
+    tag_worker(res);
+    struct coil_cache *c = which(req, res);
+    if (c && !coil_res_defer(res, count_abort, NULL).id) {
+        *rc = -ENOMEM;
+        return NULL;
+    }
+    return c;
+}
+
+/* GET /cache/:key/fetch: coil_cache_fetch (deferred): the value, or 404 {"err": NAME}. */
+static void fetched(int err, const void *value, size_t len, void *ud)
+{
+    struct coil_res *res = ud;
+    if (err == 0) {
+        coil_res_header(res, "Content-Type", "application/octet-stream");
+        coil_res_body(res, value, len);
+    } else {
+        coil_res_status(res, err == -ENOENT ? 404 : 502);
+        struct coil_json *j = coil_res_json(res);
+        coil_json_object_open(j);
+        coil_json_key(j, "err");
+        coil_json_string(j, errno_name(err));
+        json_worker(j);
+        coil_json_object_close(j);
+    }
+    coil_res_finish(res);
+}
+
+static int cache_fetch(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    (void)ud;
+    int rc = 0;
+    struct coil_cache *c = deferred_on(req, res, &rc);
+    if (!c)
+        return rc;
+    struct coil_str key = coil_req_param(req, "key");
+    rc = coil_cache_fetch(req, c, key.ptr ? key.ptr : "", key.len, fetched, res);
+    if (rc < 0)
+        refused(res, rc);
+    return 0;
+}
+
+/* POST /cache/:key/store: coil_cache_store, answered from its done: {"err": 0 or NAME}. */
+static void store_done(int err, void *ud)
+{
+    struct coil_res *res = ud;
+    struct coil_json *j = coil_res_json(res);
+    coil_json_object_open(j);
+    coil_json_key(j, "err");
+    if (err)
+        coil_json_string(j, errno_name(err));
+    else
+        coil_json_int(j, 0);
+    json_worker(j);
+    coil_json_object_close(j);
+    coil_res_finish(res);
+}
+
+static int cache_store(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    (void)ud;
+    int rc = 0;
+    struct coil_cache *c = deferred_on(req, res, &rc);
+    if (!c)
+        return rc;
+    struct coil_str key = coil_req_param(req, "key"), body = coil_req_body(req);
+    rc = coil_cache_store(req, c, key.ptr ? key.ptr : "", key.len, body.ptr ? body.ptr : "",
+                          body.len, 0, store_done, res);
+    if (rc < 0)
+        refused(res, rc);
+    return 0;
 }
 
 static int cache_delete(struct coil_req *req, struct coil_res *res, void *ud)
@@ -883,6 +977,12 @@ int main(int argc, char **argv)
     }
     if (redis_gate)
         coil_redis_gate(rds);
+    c_remote = coil_cache_create(
+        app, &(struct coil_cache_opts){.ttl_ms = long_ttl, .redis = rds, .prefix = "t:"});
+    if (!c_remote) {
+        fprintf(stderr, "cacheapp: coil_cache_create (remote) failed\n");
+        return 1;
+    }
     err |= coil_route(app, "GET", "/redis/get/:key", redis_get, NULL);
     err |= coil_route(app, "PUT", "/redis/set/:key", redis_set, NULL);
     err |= coil_route(app, "DELETE", "/redis/del/:key", redis_del, NULL);
@@ -901,6 +1001,8 @@ int main(int argc, char **argv)
     err |= coil_route(app, "GET", "/stamp", stamp_route, NULL);
     err |= coil_route(app, "PUT", "/cache/:key", cache_put, NULL);
     err |= coil_route(app, "GET", "/cache/:key", cache_get, NULL);
+    err |= coil_route(app, "GET", "/cache/:key/fetch", cache_fetch, NULL);
+    err |= coil_route(app, "POST", "/cache/:key/store", cache_store, NULL);
     err |= coil_route(app, "DELETE", "/cache/:key", cache_delete, NULL);
     err |= coil_route(app, "GET", "/readyz", readyz, NULL);
     err |= coil_route(app, "GET", "/stats", stats, NULL);

@@ -799,6 +799,74 @@ class Auth(RedisCase):
         self.assertTrue(doc["str"].startswith("NOAUTH"), doc)
 
 
+# ---- coil_cache on Redis ------------------------------------------------------------------
+
+class RemoteCache(RedisCase):
+    """coil_cache with opts.redis: the same calls, entries in Redis under a prefix."""
+    def setUp(self):
+        self.rd = self.redis()
+        self.srv = self.app_on(self.rd)
+        self.w = self.pinned(self.srv)
+
+    def store(self, c, key, value):
+        r = c.request("POST", "/cache/%s/store?c=remote" % key, body=value)
+        self.assertEqual(r.status, 200, r)
+        return json.loads(r.body)
+
+    def fetch(self, c, key):
+        return c.request("GET", "/cache/%s/fetch?c=remote" % key)
+
+    def test_store_then_fetch_on_every_worker_and_in_redis(self):
+        doc = self.store(self.w[0], "k1", b"value one")
+        self.assertEqual(doc["err"], 0, doc)
+        for c in self.w.values():  # stored before its done: a fetch anywhere finds it
+            r = self.fetch(c, "k1")
+            self.assertEqual((r.status, r.body), (200, b"value one"), r)
+        self.assertEqual(rcall(self.rd.port, "GET", "t:k1"), b"value one")
+        ttl = rcall(self.rd.port, "PTTL", "t:k1")
+        self.assertTrue(0 < ttl <= 60000, ttl)
+        # coil_cache_get has no local tier for a cache on Redis: always a miss
+        self.assertEqual(self.w[1].request("GET", "/cache/k1?c=remote").status, 404)
+        self.assertAppClean(self.srv)
+
+    def test_miss_and_invalidate(self):
+        r = self.fetch(self.w[0], "absent")
+        self.assertEqual((r.status, json.loads(r.body)["err"]), (404, "ENOENT"), r)
+        self.store(self.w[1], "k2", b"x")
+        r = self.w[0].request("DELETE", "/cache/k2?c=remote")
+        self.assertEqual((r.status, json.loads(r.body)["err"]), (200, 0), r)
+        self.assertIsNone(rcall(self.rd.port, "GET", "t:k2"))
+        r = self.fetch(self.w[1], "k2")
+        self.assertEqual(r.status, 404, r)
+        self.assertAppClean(self.srv)
+
+    def test_binary_values_and_a_put_without_waiting(self):
+        value = b"a\x00b\r\nc" * 1000
+        self.store(self.w[0], "bin", value)
+        self.assertEqual(self.fetch(self.w[1], "bin").body, value)
+        r = self.w[0].request("PUT", "/cache/plain?c=remote", body=b"p")  # coil_cache_put
+        self.assertEqual(r.status, 200, r)
+        wait_until(lambda: rcall(self.rd.port, "GET", "t:plain") == b"p", POLL,
+                   what="the put to reach Redis")
+        self.assertAppClean(self.srv)
+
+    def test_redis_down_fails_the_calls_at_once(self):
+        self.store(self.w[0], "k3", b"v")
+        self.rd.stop_server()
+        wait_until(lambda: not self.state(self.srv)["ready"], POLL,
+                   what="the workers to see Redis gone")
+        for c in self.w.values():
+            r = self.fetch(c, "k3")
+            self.assertEqual((r.status, json.loads(r.body)["rc"]), (503, "ENOTCONN"), r)
+            r = c.request("POST", "/cache/k3/store?c=remote", body=b"v")
+            self.assertEqual((r.status, json.loads(r.body)["rc"]), (503, "ENOTCONN"), r)
+        self.rd.start_server()
+        self.wait_ready(self.srv)
+        self.assertEqual(self.store(self.w[1], "k3", b"back")["err"], 0)
+        self.assertEqual(self.fetch(self.w[0], "k3").body, b"back")
+        self.assertAppClean(self.srv)
+
+
 # ---- the demo's crud cache on Redis ---------------------------------------------------------
 
 class DemoCrudRedis(RedisCase):
