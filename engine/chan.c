@@ -263,7 +263,7 @@ static void run_reply(void *payload, size_t len, unsigned worker)
     struct reply_msg *m = payload;
     (void)len;
     (void)worker;
-    if (m->owner && !coil__rq_at(coil__self, m->owner))
+    if (!coil__owner_alive(coil__self, m->owner))
         return; /* its request is finished or aborted: nobody is waiting */
     m->on_reply(m->err, m->data, m->len, m->ud);
 }

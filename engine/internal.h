@@ -387,6 +387,19 @@ struct coil__rq *coil__rq_at(struct coil__worker *w, uint64_t id);
 /* The coil_defer id of owner if it has deferred and is live (what an owner-bound callback keeps
  * and checks with coil__rq_at before it runs), else 0. */
 uint64_t coil__owner_id(struct coil__worker *w, struct coil_req *owner);
+/* Whether a callback kept with owner id (0: none) may still run. */
+static inline bool coil__owner_alive(struct coil__worker *w, uint64_t id)
+{
+    return !id || coil__rq_at(w, id) != NULL;
+}
+/* One timer kept at the earliest deadline asked for (wait.c): what the database and Redis
+ * clients sweep their time-outs with. fn must clear at (coil__deadline_fired) first. */
+struct coil__deadline {
+    struct coil_timer t;
+    uint64_t at; /* ms on the worker's clock; 0: not armed */
+};
+void coil__deadline_arm(struct coil__deadline *d, uint64_t at_ms, void (*fn)(void *), void *ud);
+void coil__deadline_cancel(struct coil__deadline *d);
 /* Reconnect backoff: the delay to wait now (*cur plus up to a quarter of it, jittered by *rnd),
  * doubling *cur from min up to max for the next time. */
 static inline uint32_t coil__backoff(uint32_t *cur, uint32_t *rnd, uint32_t min, uint32_t max)

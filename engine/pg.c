@@ -126,11 +126,10 @@ struct pool {
     unsigned nlinks, open;
     struct waiter *qhead, *qtail;
     unsigned qlen;
-    struct coil_timer sweep;
-    uint64_t sweep_at; /* 0: not armed */
-    bool down_logged;  /* a failure was logged and no link opened since */
-    bool down; /* no link open, and a connect failed or the last link was lost since one was:
-                * queries fail at once (before the first connects, they wait instead) */
+    struct coil__deadline sweep;
+    bool down_logged; /* a failure was logged and no link opened since */
+    bool down;        /* no link open, and a connect failed or the last link was lost since one was:
+                       * queries fail at once (before the first connects, they wait instead) */
     bool stopping;
     uint32_t rnd;
     /* sending: parameters made NUL-terminated */
@@ -491,7 +490,8 @@ static void schedule_retry(struct link *l)
 
 static void fail_waiters(struct pool *p, int err);
 
-static void deliver(struct pool *p, const struct slot *s, int err, const char *why);
+static void deliver(struct pool *p, const struct slot *s, int err, const char *sqlstate,
+                    const char *why);
 
 /* Closes l: what was in flight fails with err, the socket is unwatched, a reconnect is due.
  * ours: coil closed a working link itself (a timeout, COPY): it is reopened at once, and the
@@ -549,7 +549,7 @@ static void link_close(struct link *l, int err, const char *why, bool ours)
         PQclear(s->res);
         s->res = NULL;
         if (s->kind == K_QUERY)
-            deliver(p, s, err, msg);
+            deliver(p, s, err, "", msg);
     }
     if (tmp != stack)
         free(tmp);
@@ -657,7 +657,7 @@ static void link_connecting(struct link *l)
 
 static void deliver_result(struct pool *p, const struct slot *s, const PGresult *res)
 {
-    if (!s->fn || (s->owner && !coil__rq_at(p->w, s->owner)))
+    if (!s->fn || !coil__owner_alive(p->w, s->owner))
         return; /* the owner went away: the result is dropped */
     struct coil_pg_result r = {.sqlstate = "", .message = "", .pg = res};
     ExecStatusType st = PQresultStatus(res);
@@ -683,11 +683,13 @@ static void deliver_result(struct pool *p, const struct slot *s, const PGresult 
     s->fn(&r, s->ud);
 }
 
-static void deliver(struct pool *p, const struct slot *s, int err, const char *why)
+/* A failure made here (no server result): -EIO with a sqlstate, or an errno. */
+static void deliver(struct pool *p, const struct slot *s, int err, const char *sqlstate,
+                    const char *why)
 {
-    if (!s->fn || (s->owner && !coil__rq_at(p->w, s->owner)))
+    if (!s->fn || !coil__owner_alive(p->w, s->owner))
         return;
-    struct coil_pg_result r = {.error = err, .sqlstate = "", .message = why ? why : ""};
+    struct coil_pg_result r = {.error = err, .sqlstate = sqlstate, .message = why ? why : ""};
     s->fn(&r, s->ud);
 }
 
@@ -713,12 +715,8 @@ static bool link_results(struct link *l)
                 struct slot t = *s;
                 s->fn = NULL;
                 link_close(l, -ECONNRESET, "a query started COPY, which coil_pg does not do", true);
-                if (t.kind == K_QUERY) {
-                    struct coil_pg_result r = {
-                        .error = -EIO, .sqlstate = "0A000", .message = "COPY is not supported"};
-                    if (t.fn && (!t.owner || coil__rq_at(l->p->w, t.owner)))
-                        t.fn(&r, t.ud);
-                }
+                if (t.kind == K_QUERY)
+                    deliver(l->p, &t, -EIO, "0A000", "COPY is not supported");
                 return false;
             }
             s->res = res;
@@ -854,7 +852,7 @@ static void pump(struct pool *p)
     struct link *l;
     while (p->qhead && (l = pick(p))) {
         struct waiter *q = p->qhead;
-        if (q->owner && !coil__rq_at(p->w, q->owner)) {
+        if (!coil__owner_alive(p->w, q->owner)) {
             waiter_pop(p);
             coil_free(q);
             continue;
@@ -876,18 +874,41 @@ static void fail_waiters(struct pool *p, int err)
         waiter_pop(p);
         struct slot s = {.fn = q->fn, .ud = q->ud, .owner = q->owner};
         coil_free(q);
-        deliver(p, &s, err,
+        deliver(p, &s, err, "",
                 err == -ETIMEDOUT ? "timed out waiting for a database connection"
                                   : "no connection to the database");
     }
 }
 
-/* The parameters as libpq wants them: NUL-terminated strings (NULL for SQL NULL). */
-static int make_values(struct pool *p, const struct coil_pg_query *q)
+/* Bytes the parameters take NUL-terminated. */
+static size_t param_bytes(const struct coil_pg_query *q)
 {
     size_t bytes = 0;
     for (int i = 0; i < q->nparams; i++)
         bytes += q->params[i].ptr ? q->params[i].len + 1 : 0;
+    return bytes;
+}
+
+/* The parameters as libpq wants them: NUL-terminated copies in bytes (param_bytes of them),
+ * pointed to by vals (NULL for SQL NULL). */
+static void pack_params(const struct coil_pg_query *q, const char **vals, char *bytes)
+{
+    for (int i = 0; i < q->nparams; i++) {
+        if (!q->params[i].ptr) {
+            vals[i] = NULL;
+            continue;
+        }
+        memcpy(bytes, q->params[i].ptr, q->params[i].len);
+        bytes[q->params[i].len] = 0;
+        vals[i] = bytes;
+        bytes += q->params[i].len + 1;
+    }
+}
+
+/* The parameters packed in the pool's scratch space, for a query sent at once. */
+static int make_values(struct pool *p, const struct coil_pg_query *q)
+{
+    size_t bytes = param_bytes(q);
     if ((unsigned)q->nparams > p->vcap) {
         const char **v = coil_realloc(p->vals, (size_t)q->nparams * sizeof(*v));
         if (!v)
@@ -902,17 +923,7 @@ static int make_values(struct pool *p, const struct coil_pg_query *q)
         p->bytes = b;
         p->bcap = bytes;
     }
-    char *at = p->bytes;
-    for (int i = 0; i < q->nparams; i++) {
-        if (!q->params[i].ptr) {
-            p->vals[i] = NULL;
-            continue;
-        }
-        memcpy(at, q->params[i].ptr, q->params[i].len);
-        at[q->params[i].len] = 0;
-        p->vals[i] = at;
-        at += q->params[i].len + 1;
-    }
+    pack_params(q, p->vals, p->bytes);
     return 0;
 }
 
@@ -920,9 +931,7 @@ static int enqueue(struct pool *p, const struct coil_pg_query *q, coil_pg_fn fn,
                    uint64_t owner, uint64_t deadline)
 {
     size_t names = (q->stmt ? strlen(q->stmt) + 1 : 0) + (q->sql ? strlen(q->sql) + 1 : 0);
-    size_t bytes = 0;
-    for (int i = 0; i < q->nparams; i++)
-        bytes += q->params[i].ptr ? q->params[i].len + 1 : 0;
+    size_t bytes = param_bytes(q);
     struct waiter *x =
         coil_malloc(sizeof(*x) + (size_t)q->nparams * sizeof(char *) + names + bytes);
     if (!x)
@@ -931,16 +940,8 @@ static int enqueue(struct pool *p, const struct coil_pg_query *q, coil_pg_fn fn,
         .fn = fn, .ud = ud, .owner = owner, .deadline_ms = deadline, .nparams = q->nparams};
     x->values = (const char **)(x + 1);
     char *at = (char *)(x->values + q->nparams);
-    for (int i = 0; i < q->nparams; i++) {
-        if (!q->params[i].ptr) {
-            x->values[i] = NULL;
-            continue;
-        }
-        memcpy(at, q->params[i].ptr, q->params[i].len);
-        at[q->params[i].len] = 0;
-        x->values[i] = at;
-        at += q->params[i].len + 1;
-    }
+    pack_params(q, x->values, at);
+    at += bytes;
     if (q->stmt) {
         x->stmt = strcpy(at, q->stmt);
         at += strlen(q->stmt) + 1;
@@ -995,19 +996,13 @@ static void on_sweep(void *ud);
 
 static void sweep_arm(struct pool *p, uint64_t at)
 {
-    if (p->sweep_at && p->sweep_at <= at)
-        return;
-    if (p->sweep_at)
-        coil_timer_cancel(p->sweep);
-    uint64_t now = now_ms(p);
-    p->sweep = coil_timer_after(NULL, at > now ? at - now : 0, on_sweep, p);
-    p->sweep_at = p->sweep.id ? at : 0;
+    coil__deadline_arm(&p->sweep, at, on_sweep, p);
 }
 
 static void on_sweep(void *ud)
 {
     struct pool *p = ud;
-    p->sweep_at = 0;
+    p->sweep.at = 0;
     if (p->stopping)
         return;
     uint64_t now = coil__clock_ns() / 1000000u;
@@ -1019,7 +1014,7 @@ static void on_sweep(void *ud)
         waiter_pop(p);
         struct slot s = {.fn = q->fn, .ud = q->ud, .owner = q->owner};
         coil_free(q);
-        deliver(p, &s, -ETIMEDOUT, "timed out waiting for a database connection");
+        deliver(p, &s, -ETIMEDOUT, "", "timed out waiting for a database connection");
     }
     for (unsigned i = 0; i < p->nlinks; i++) {
         struct link *l = &p->links[i];
@@ -1040,7 +1035,7 @@ static void on_sweep(void *ud)
                 struct slot t = *s;
                 s->fn = NULL; /* link_fail must not report it twice */
                 link_close(l, -ECONNRESET, "a query on this connection timed out", true);
-                deliver(p, &t, -ETIMEDOUT, "the database did not answer in time");
+                deliver(p, &t, -ETIMEDOUT, "", "the database did not answer in time");
             }
             break;
         }
@@ -1103,8 +1098,7 @@ static void pool_stop(unsigned worker, void *ud)
     if (!p)
         return;
     p->stopping = true;
-    if (p->sweep_at)
-        coil_timer_cancel(p->sweep);
+    coil__deadline_cancel(&p->sweep);
     fail_waiters(p, -ESHUTDOWN);
     for (unsigned i = 0; i < p->nlinks; i++) {
         struct link *l = &p->links[i];

@@ -78,8 +78,8 @@ struct rconn {
     uint32_t rnd;
     unsigned addr; /* which of r's addresses it connects to */
     uint64_t connect_deadline;
-    struct coil_timer retry, sweep;
-    uint64_t sweep_at;
+    struct coil_timer retry;
+    struct coil__deadline sweep;
     struct cmd *head, *tail; /* in flight, oldest first */
     uint32_t pending;
 };
@@ -538,7 +538,7 @@ static size_t fill(const redisReply *in, struct coil_redis_reply *out,
 static void report(struct cmd *k, const redisReply *rep)
 {
     struct coil__worker *w = k->c->w;
-    if (!k->fn || (k->owner && !coil__rq_at(w, k->owner)))
+    if (!k->fn || !coil__owner_alive(w, k->owner))
         return;
     if (!rep) {
         struct coil_redis_reply e = {.error = k->fail ? k->fail : -ECONNRESET,
@@ -586,7 +586,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *priv)
 static void on_sweep(void *ud)
 {
     struct rconn *c = ud;
-    c->sweep_at = 0;
+    c->sweep.at = 0;
     if (c->stopping)
         return;
     uint64_t now = coil__clock_ns() / 1000000u;
@@ -609,13 +609,7 @@ static void on_sweep(void *ud)
 
 static void sweep_arm(struct rconn *c, uint64_t at)
 {
-    if (c->sweep_at && c->sweep_at <= at)
-        return;
-    if (c->sweep_at)
-        coil_timer_cancel(c->sweep);
-    uint64_t now = c->w->now_ms;
-    c->sweep = coil_timer_after(NULL, at > now ? at - now : 0, on_sweep, c);
-    c->sweep_at = c->sweep.id ? at : 0;
+    coil__deadline_arm(&c->sweep, at, on_sweep, c);
 }
 
 static bool is_word(struct coil_str s, const char *w)
@@ -741,8 +735,7 @@ static void conn_stop(unsigned worker, void *ud)
     c->stopping = true;
     if (c->retry.id)
         coil_timer_cancel(c->retry);
-    if (c->sweep_at)
-        coil_timer_cancel(c->sweep);
+    coil__deadline_cancel(&c->sweep);
     for (struct cmd *k = c->head; k; k = k->next)
         k->fail = -ESHUTDOWN;
     conn_close(c, "the worker stopped");

@@ -112,6 +112,23 @@ void coil__timers_drop_owner(struct coil__worker *w, struct coil__rq *rq)
     }
 }
 
+void coil__deadline_arm(struct coil__deadline *d, uint64_t at_ms, void (*fn)(void *), void *ud)
+{
+    if (d->at && d->at <= at_ms)
+        return; /* due sooner already */
+    coil__deadline_cancel(d);
+    uint64_t now = coil__self->now_ms;
+    d->t = coil_timer_after(NULL, at_ms > now ? at_ms - now : 0, fn, ud);
+    d->at = d->t.id ? at_ms : 0;
+}
+
+void coil__deadline_cancel(struct coil__deadline *d)
+{
+    if (d->at)
+        coil_timer_cancel(d->t);
+    d->at = 0;
+}
+
 /* ---- fd watches ------------------------------------------------------------------------- */
 
 struct watch {
