@@ -30,16 +30,6 @@
 
 struct coil_app *coil__app;
 
-void coil__log(const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "coil: %s\n", buf);
-}
-
 static unsigned allowed_cpus(int **cpus)
 {
     cpu_set_t set;
@@ -66,7 +56,8 @@ struct coil_app *coil_app_create(int argc, char **argv)
     app->argc = argc;
     app->argv = argv;
     app->router = coil__router_create();
-    if (!app->router || coil__proxy_option(app) < 0) {
+    if (!app->router || coil__proxy_option(app) < 0 || coil__log_setup(app) < 0 ||
+        coil__builtins_setup(app) < 0) {
         fprintf(stderr, "coil: out of memory\n");
         exit(1);
     }
@@ -146,6 +137,13 @@ int coil_app_on_run(struct coil_app *app, int (*run)(void *ud), void (*done)(voi
     if (!app || (!run && !done))
         return -EINVAL;
     return add_hook(app, &(struct coil__hook){.run = run, .done = done, .ud = ud});
+}
+
+int coil_app_on_reload(struct coil_app *app, void (*reload)(void *ud), void *ud)
+{
+    if (!app || !reload)
+        return -EINVAL;
+    return add_hook(app, &(struct coil__hook){.reload = reload, .ud = ud});
 }
 
 int coil_app_ready_check(struct coil_app *app, bool (*ready)(void *ud), void *ud)
@@ -510,9 +508,16 @@ static void wait_workers(struct coil_app *app)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     while (atomic_load(&app->exited) < app->nthreads) {
         struct timespec ts = {0, 50 * 1000000};
         int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGHUP) {
+            for (struct coil__hook *h = app->hooks; h; h = h->next)
+                if (h->reload)
+                    h->reload(h->ud);
+            continue;
+        }
         if (sig != SIGINT && sig != SIGTERM)
             continue;
         if (atomic_load(&app->stopping) == 0) {
@@ -528,6 +533,8 @@ static void wait_workers(struct coil_app *app)
 
 static void app_free(struct coil_app *app)
 {
+    coil__metrics_free(app); /* its tables hang off the workers */
+    coil__alog_free(app);
     for (unsigned i = 0; app->workers && i < app->nworkers; i++)
         free(app->workers[i]);
     free(app->workers);
@@ -538,6 +545,7 @@ static void app_free(struct coil_app *app)
     free(app->listen_fds);
     free(app->cpus);
     coil__chans_destroy(app);
+    coil__chains_free(app);
     coil__router_destroy(app->router);
     coil__options_free(app);
     coil__upstreams_free(app);
@@ -557,19 +565,24 @@ static void register_modules(void)
     coil__client_init(); /* its batch hook (resumed fetches) runs before tcp's flush */
     coil__tcp_init();
     coil__wait_init();
+    coil__alog_init();
 }
 
 int coil__modules_start(struct coil__worker *w)
 {
     int err;
+    coil__mw_worker_seed(w);
     if ((err = coil__tcp_start(w)) < 0 || (err = coil__request_start(w)) < 0 ||
-        (err = coil__wait_start(w)) < 0 || (err = coil__client_start(w)) < 0)
+        (err = coil__wait_start(w)) < 0 || (err = coil__client_start(w)) < 0 ||
+        (err = coil__metrics_start(w)) < 0 || (err = coil__alog_start(w)) < 0)
         return err;
     return 0;
 }
 
 void coil__modules_stop(struct coil__worker *w)
 {
+    coil__alog_stop(w);
+    coil__metrics_stop(w);
     coil__replies_free(w);
     coil__client_stop(w);
     coil__wait_stop(w);
@@ -606,9 +619,14 @@ int coil_app_run(struct coil_app *app)
         app_free(app);
         return r > 0 ? 0 : 2;
     }
-    if (coil__proxies_apply(app) < 0) {
+    if (coil__proxies_apply(app) < 0 || coil__builtins_install(app) < 0) {
         app_free(app);
         return 2;
+    }
+    if (coil__chains_build(app) < 0) {
+        fprintf(stderr, "coil: out of memory\n");
+        app_free(app);
+        return 1;
     }
     if (app->cfg.lim.max_body_bytes > app->body_cap)
         app->body_cap = app->cfg.lim.max_body_bytes;
@@ -622,6 +640,7 @@ int coil_app_run(struct coil_app *app)
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* workers inherit it; only main takes signals */
     int status = 0;
     struct coil__hook *ran_to = NULL;
@@ -636,9 +655,8 @@ int coil_app_run(struct coil_app *app)
     } else {
         const char *b = app->cfg.bind;
         bool v6 = strchr(b, ':') != NULL;
-        fprintf(stderr, "coil: listening on %s%s%s:%u with %u workers\n", v6 ? "[" : "", b,
-                v6 ? "]" : "", app->cfg.port, app->nworkers);
-        fflush(stderr);
+        coil__log("listening on %s%s%s:%u with %u workers", v6 ? "[" : "", b, v6 ? "]" : "",
+                  app->cfg.port, app->nworkers);
     }
     wait_workers(app);
     for (unsigned i = 0; i < app->nthreads; i++)

@@ -1113,7 +1113,7 @@ static int serialise(struct coil__worker *w, struct coil__fetch *f, const struct
         if (ch <= 0x20 || ch >= 0x7f)
             return -EINVAL;
     }
-    bool has_host = false;
+    bool has_host = false, has_trace = false;
     size_t need = ml + 1 + target.len + 11 + 2;
     for (size_t i = 0; i < r->nheaders; i++) {
         const struct coil_header *h = &r->headers[i];
@@ -1121,6 +1121,8 @@ static int serialise(struct coil__worker *w, struct coil__fetch *f, const struct
             return -EINVAL;
         if (h->name.len == 4 && coil__http_name_eq(h->name, "host"))
             has_host = true;
+        if (h->name.len == 11 && coil__http_name_eq(h->name, "traceparent"))
+            has_trace = true;
         if ((h->name.len == 14 && coil__http_name_eq(h->name, "content-length")) ||
             (h->name.len == 17 && coil__http_name_eq(h->name, "transfer-encoding")))
             return -EINVAL; /* the engine frames the body */
@@ -1128,6 +1130,12 @@ static int serialise(struct coil__worker *w, struct coil__fetch *f, const struct
     }
     size_t hl = strlen(up->host);
     need += 6 + hl + 2 + 40 + r->body_len;
+    /* A request's calls carry its trace, with its span as their parent (W3C trace context). */
+    char tp[56];
+    size_t tpl = f->owner && !has_trace ? coil__traceparent(&f->owner->req, tp) : 0;
+    const struct coil_trace *tr = tpl ? coil_req_trace(&f->owner->req) : NULL;
+    struct coil_str ts = tr ? tr->tracestate : (struct coil_str){NULL, 0};
+    need += tpl ? 15 + tpl + 14 + ts.len : 0;
     /* An owned fetch keeps its bytes in the owner's arena: they live as long as it may. */
     char *p = f->req =
         f->owner ? coil__arena_alloc(&f->owner->arena, need) : coil__walloc(&w->wa, need);
@@ -1148,6 +1156,16 @@ static int serialise(struct coil__worker *w, struct coil__fetch *f, const struct
         p = put(p, ": ", 2);
         p = put(p, h->value.ptr, h->value.len);
         p = put(p, "\r\n", 2);
+    }
+    if (tpl) {
+        p = put(p, "traceparent: ", 13);
+        p = put(p, tp, tpl);
+        p = put(p, "\r\n", 2);
+        if (ts.len) {
+            p = put(p, "tracestate: ", 12);
+            p = put(p, ts.ptr, ts.len);
+            p = put(p, "\r\n", 2);
+        }
     }
     bool wants_body = !strcmp(method, "POST") || !strcmp(method, "PUT") || !strcmp(method, "PATCH");
     if (r->stream_body && r->stream_length < 0)

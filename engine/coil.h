@@ -132,6 +132,13 @@ int coil_app_on_worker(struct coil_app *app, void (*start)(unsigned worker, void
 int coil_app_on_run(struct coil_app *app, int (*run)(void *ud), void (*done)(void *ud), void *ud);
 
 /*
+ * A hook called on the main thread each time the process gets SIGHUP (after the engine's own:
+ * the access log is reopened for rotation). Keep it short; work for the workers goes through
+ * what they read. -EINVAL, -ENOMEM.
+ */
+int coil_app_on_reload(struct coil_app *app, void (*reload)(void *ud), void *ud);
+
+/*
  * Readiness (what a /readyz probe asks): coil_ready is true while the process is not draining
  * and every check added with coil_app_ready_check answers true. Checks may be called from any
  * thread, often: keep them to a few atomic loads. Libraries add their own (a database pool is
@@ -415,9 +422,11 @@ struct coil_header {
 
 /*
  * A request to an upstream. The engine writes the request line, Host (the upstream's, unless
- * headers has one), Content-Length when there is a body (or a method that expects one), and
- * nothing else: headers are sent as given (names and values must not contain CR or LF; hop-by-hop
- * headers are the caller's business). body is copied; so are the other fields.
+ * headers has one), Content-Length when there is a body (or a method that expects one), for a
+ * fetch with an owner request its trace context (traceparent with the owner's trace and span,
+ * and its tracestate; coil_req_trace), unless headers has a traceparent, and nothing else:
+ * headers are sent as given (names and values must not contain CR or LF; hop-by-hop headers
+ * are the caller's business). body is copied; so are the other fields.
  */
 struct coil_fetch_req {
     const char *method;                /* NULL: "GET" */
@@ -649,6 +658,127 @@ int coil_job_call(struct coil_req *owner, unsigned target, coil_call_fn fn, cons
                   size_t len, coil_reply_fn on_reply, void *ud);
 int coil_reply(struct coil_reply *reply, const void *data, size_t len); /* -EALREADY twice */
 
+/* ---- middleware ------------------------------------------------------------------------- */
+
+/*
+ * A middleware wraps every request of the app (coil_app_use) or of one route (coil_route_use)
+ * with up to three steps, each optional:
+ *
+ *   before(req, res, ud)  runs ahead of the handler. Return COIL_MW_NEXT (0) to pass the
+ *                         request on, or COIL_MW_DONE having answered it in res (a 401, a 429,
+ *                         a preflight's 204): the later before steps and the handler do not run.
+ *                         A negative value answers 500 (503 for -ENOMEM). A before step may
+ *                         defer like a handler (coil_res_defer, then COIL_MW_DONE) and finish
+ *                         the response itself later. The app's before steps run for every
+ *                         request, those a route matched or not (404, 405), so a CORS preflight
+ *                         to a path that has no OPTIONS route still reaches them; a route's own
+ *                         run after the app's.
+ *   after(req, res, ud)   sees the final response just before its head is written: the
+ *                         handler's, an early answer, or one the engine made itself (400, 404,
+ *                         405, 408, 413, 431, 500, 503, 504). It may read and amend status,
+ *                         headers and a whole body (coil_res_header_get, coil_res_header_remove,
+ *                         coil_res_body_get, coil_res_body), or put a filter on a streamed body
+ *                         (coil_res_filter). For a streamed response it runs at coil_res_stream.
+ *   done(req, d, ud)      runs once the response is complete or cut short, with what happened
+ *                         (struct coil_done): for access logs and metrics. The response is gone;
+ *                         req is still readable.
+ *
+ * Order: before steps run in registration order (the app's, then the route's), after and done
+ * steps in the reverse order, so the first middleware registered is the outermost: it sees the
+ * request first and the response last, as with chi's or net/http's wrappers. Every after and
+ * done step runs for every response, whatever answered it. When the engine answers a request it
+ * could not parse (400, 408, 413, 431), req has no method, path or headers (empty slices) and
+ * no route. A step must not block; it runs on the request's worker.
+ *
+ * coil_app_use and coil_route_use copy mw and must be called before coil_app_run; a route's
+ * middleware is added after coil_route for the same method and pattern (-ENOENT otherwise).
+ */
+enum { COIL_MW_NEXT = 0, COIL_MW_DONE = 1 };
+struct coil_done {
+    int status;            /* sent, or 0 if nothing was (the client went away first) */
+    struct coil_str route; /* the matched route's pattern; empty if none */
+    uint64_t start_ns;     /* CLOCK_MONOTONIC when the request's head was taken in */
+    uint64_t duration_ns;  /* from then until its last byte was queued to the client */
+    uint64_t bytes_in;     /* request head and body as received */
+    uint64_t bytes_out;    /* response head and body as queued (after any filter) */
+    bool complete;         /* false: cut short (aborted, connection failed, timed out) */
+};
+struct coil_mw {
+    const char *name; /* for the log; not copied (a literal) */
+    int (*before)(struct coil_req *req, struct coil_res *res, void *ud);
+    void (*after)(struct coil_req *req, struct coil_res *res, void *ud);
+    void (*done)(struct coil_req *req, const struct coil_done *d, void *ud);
+    void *ud;
+};
+int coil_app_use(struct coil_app *app, const struct coil_mw *mw);
+int coil_route_use(struct coil_app *app, const char *method, const char *pattern,
+                   const struct coil_mw *mw);
+
+/* The response as built so far, for after steps (and handlers). */
+int coil_res_status_get(const struct coil_res *res); /* 200 when not set */
+struct coil_str coil_res_header_get(const struct coil_res *res, const char *name); /* first */
+int coil_res_header_remove(struct coil_res *res, const char *name); /* how many were removed */
+struct coil_str coil_res_body_get(const struct coil_res *res); /* a whole body; empty if streamed */
+bool coil_res_streamed(const struct coil_res *res); /* the body goes with coil_res_stream */
+
+/*
+ * A filter on a streamed body, set from an after step (one per response; -EBUSY for a second,
+ * -EINVAL on a whole body): fn gets each piece the handler writes, then one last call with
+ * last true (and maybe len 0) at coil_res_finish, and passes on what it makes with
+ * coil_res_emit (only from inside fn). Setting a filter drops a declared length (the body goes
+ * chunked on HTTP/1.1, close-delimited on 1.0). fn returns 0, or a negative errno, which cuts
+ * the response short (the connection is closed). A HEAD response's filter is not called.
+ */
+typedef int (*coil_filter_fn)(struct coil_res *res, const void *data, size_t len, bool last,
+                              void *ud);
+int coil_res_filter(struct coil_res *res, coil_filter_fn fn, void *ud);
+int coil_res_emit(struct coil_res *res, const void *data, size_t len);
+
+/*
+ * Values a middleware hands to later steps and to the handler (a JWT's claims, the key a rate
+ * limit counted under), by a key only it knows (the address of a static variable). They live
+ * as long as the request. coil_req_set: 0 or -ENOMEM; coil_req_get: the value or NULL.
+ */
+int coil_req_set(struct coil_req *req, const void *key, void *value);
+void *coil_req_get(const struct coil_req *req, const void *key);
+
+/*
+ * The request's ID: the client's X-Request-ID when it is well-formed (1 to 128 characters of
+ * [A-Za-z0-9._:-]), else one generated here, unique across workers and restarts (a random
+ * process prefix, the worker, a counter). Made on first call, then the same; it lives as long
+ * as the request. The request-ID middleware (coil_mw_request_id in coil_mw.h; --request-id,
+ * on by default) returns it in an X-Request-ID response header.
+ */
+struct coil_str coil_req_id(struct coil_req *req);
+
+/*
+ * W3C trace context (traceparent, tracestate): the incoming trace when its traceparent is
+ * valid (version 00, non-zero ids), else a new trace (random trace id, sampled flag clear);
+ * either way a new span id for this request (the parent of every upstream call it makes:
+ * coil_fetch sends traceparent with it when it has the request as owner, and the proxy replaces
+ * the client's). Lowercase hex, NUL-terminated. Made on first call.
+ */
+struct coil_trace {
+    char trace_id[33];
+    char span_id[17];           /* this request's */
+    char parent_id[17];         /* the caller's span; "" when the trace began here */
+    uint8_t flags;              /* trace-flags (bit 0: sampled) */
+    struct coil_str tracestate; /* passed on as received (empty if none or invalid) */
+};
+const struct coil_trace *coil_req_trace(struct coil_req *req);
+
+/* The client's address as text ("192.0.2.7", "2001:db8::1"; empty if unknown). */
+struct coil_str coil_req_peer(struct coil_req *req);
+
+/*
+ * Continues a request whose before step deferred (coil_res_defer, then COIL_MW_DONE) to look
+ * something up first (a rate limit kept on another worker, a token checked by a service): the
+ * remaining before steps run, then the handler, exactly as if that step had returned
+ * COIL_MW_NEXT. The handler may answer at once or defer (coil_res_defer then hands back the same
+ * handle). Call it on the request's worker, from a callback, not from the step itself. 0, or
+ * -EINVAL if req is not a request deferred by a before step (or was continued already).
+ */
+int coil_mw_next(struct coil_req *req);
 /* ---- statistics ------------------------------------------------------------------------- */
 
 struct coil_stats {

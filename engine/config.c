@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
@@ -24,6 +25,7 @@ struct coil__option {
     const char *help;
     int (*set)(const char *value, void *ud);
     void *ud;
+    bool flag; /* takes no value on the command line ("--no-metrics"): set gets "1" */
 };
 
 enum kind { K_ADDR, K_UINT, K_SIZE, K_DUR };
@@ -116,7 +118,10 @@ static void usage(const struct coil_app *app, FILE *f)
                 defaults_text[i], opts[i].help);
     }
     for (const struct coil__option *o = app->options; o; o = o->next)
-        fprintf(f, "  --%s %s\t[%s]\n      %s\n", o->name, o->metavar ? o->metavar : "VALUE",
+        fprintf(f, "  --%s%s%s\t[%s]\n      %s\n", o->name, o->flag ? "" : " ",
+                o->flag      ? ""
+                : o->metavar ? o->metavar
+                             : "VALUE",
                 o->env ? o->env : "-", o->help ? o->help : "");
     fprintf(f, "  --help\n      this text\n\nDUR: 500ms, 10s, 2m, 1h, or seconds. "
                "BYTES: a number with an optional K, M or G (binary) suffix.\n");
@@ -281,7 +286,10 @@ static int parse_args(struct coil_app *app)
             fprintf(stderr, "coil: unknown option '%s'\n", a);
             return -EINVAL;
         }
-        const char *val = eq ? eq + 1 : (i + 1 < app->argc ? app->argv[++i] : NULL);
+        const char *val = eq                  ? eq + 1
+                          : o && o->flag      ? "1"
+                          : i + 1 < app->argc ? app->argv[++i]
+                                              : NULL;
         if (!val) {
             fprintf(stderr, "coil: option '%s' needs a value\n", a);
             return -EINVAL;
@@ -318,12 +326,39 @@ int coil_app_option(struct coil_app *app, const char *name, const char *env, con
     struct coil__option *x = calloc(1, sizeof(*x));
     if (!x)
         return -ENOMEM;
-    *x = (struct coil__option){NULL, name, env, metavar, help, set, ud};
+    *x = (struct coil__option){NULL, name, env, metavar, help, set, ud, false};
     struct coil__option **tail = &app->options;
     while (*tail)
         tail = &(*tail)->next;
     *tail = x;
     return 0;
+}
+
+int coil__app_flag(struct coil_app *app, const char *name, const char *env, const char *help,
+                   int (*set)(const char *value, void *ud), void *ud)
+{
+    int err = coil_app_option(app, name, env, NULL, help, set, ud);
+    if (err < 0)
+        return err;
+    struct coil__option *x = app->options;
+    while (x->next)
+        x = x->next;
+    x->flag = true;
+    return 0;
+}
+
+/* A flag's value from a variable: 1/true/yes/on or 0/false/no/off; -1 for anything else. */
+int coil__parse_bool(const char *s)
+{
+    static const char *const yes[] = {"1", "true", "yes", "on"}, *const no[] = {"0", "false", "no",
+                                                                                "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i]))
+            return 1;
+        if (!strcasecmp(s, no[i]))
+            return 0;
+    }
+    return -1;
 }
 
 void coil__options_free(struct coil_app *app)

@@ -176,8 +176,9 @@ struct resp {
     bool keepalive; /* Connection: keep-alive (HTTP/1.0 peer) */
 };
 
-/* Appends a response head (and its body, if in hand) to pend. -ENOMEM if it cannot grow. */
-static int write_response(struct coil__worker *w, struct coil_conn *c, const struct resp *r)
+/* Appends a response head (and its body, if in hand) to pend: the bytes written, or -ENOMEM if
+ * it cannot grow. */
+static long write_response(struct coil__worker *w, struct coil_conn *c, const struct resp *r)
 {
     bool body = status_has_body(r->status);
     size_t need = 64 + 32 + w->date_len + 40 + 32 + 2 + 28;
@@ -215,7 +216,7 @@ static int write_response(struct coil__worker *w, struct coil_conn *c, const str
     if (with_body)
         p = put(p, r->body, r->body_len);
     c->pend->len += (size_t)(p - start);
-    return 0;
+    return p - start;
 }
 
 /* ---- answering -------------------------------------------------------------------------- */
@@ -268,9 +269,10 @@ int coil__http1_respond(struct coil__worker *w, struct coil_conn *c, struct coil
     r.body = rq->res.body;
     r.body_len = rq->res.body_len;
     r.length = rq->res.body_len;
-    int err = write_response(w, c, &r);
-    if (err < 0)
-        return err;
+    long n = write_response(w, c, &r);
+    if (n < 0)
+        return (int)n;
+    rq->bytes_out += (uint64_t)n;
     after_response(w, c, keep, rq->count);
     return 0;
 }
@@ -329,9 +331,10 @@ int coil__http1_stream_head(struct coil__worker *w, struct coil_conn *c, struct 
     struct resp r = resp_of(rq, status, keep);
     r.length = rq->length ? rq->length - 1 : 0;
     r.framing = f;
-    int err = write_response(w, c, &r);
-    if (err < 0)
-        return err;
+    long n = write_response(w, c, &r);
+    if (n < 0)
+        return (int)n;
+    rq->bytes_out += (uint64_t)n;
     coil__conn_queue_flush(w, c);
     return 0;
 }
@@ -353,6 +356,7 @@ int coil__http1_stream_piece(struct coil__worker *w, struct coil_conn *c, struct
     if (rq->chunked)
         p = PUT_LIT(p, "\r\n");
     c->pend->len += (size_t)(p - start);
+    rq->bytes_out += (uint64_t)(p - start);
     coil__conn_queue_flush(w, c);
     return 0;
 }
@@ -363,7 +367,7 @@ void coil__http1_stream_end(struct coil__worker *w, struct coil_conn *c, struct 
         c->rq = NULL;
     /* The head was sent before a drain may have begun: decide again, as for any answer. */
     rq->keep = keep_open(w, c, rq);
-    if (rq->chunked) {
+    if (rq->chunked && !rq->cut) { /* a cut body must not look whole: the close says it */
         char *p = coil__conn_reserve(w, c, 5);
         if (!p) {
             coil__conn_abort(w, c);
@@ -371,6 +375,7 @@ void coil__http1_stream_end(struct coil__worker *w, struct coil_conn *c, struct 
         }
         memcpy(p, "0\r\n\r\n", 5);
         c->pend->len += 5;
+        rq->bytes_out += 5;
     }
     after_response(w, c, rq->keep, rq->count);
     request_done(w, c, rq);
@@ -1018,9 +1023,14 @@ static void on_read_timeout(struct coil__worker *w, struct coil_conn *c)
         return;
     }
     if (c->in) {
+        if (c->in->prog.body_off)
+            STAT_INC(w, t_body);
+        else
+            STAT_INC(w, t_header);
         coil__conn_partial_free(w, c);
         reject(w, c, 408);
     } else if (!coil__conn_queued(c)) {
+        STAT_INC(w, t_idle);
         coil__conn_abort(w, c); /* idle keep-alive: silent close */
     } else {
         c->read_deadline = 0;

@@ -45,6 +45,11 @@ uint64_t coil__clock_ns(void); /* CLOCK_MONOTONIC in nanoseconds */
 struct coil__option; /* an application option (coil_app_option) */
 int coil__parse_duration_ms(const char *s, uint64_t *out); /* config.c's DUR syntax */
 int coil__parse_count(const char *s, uint64_t *out);       /* decimal digits only */
+/* An option without a value on the command line ("--no-metrics"): set gets "1", or what its
+ * variable holds. */
+int coil__app_flag(struct coil_app *app, const char *name, const char *env, const char *help,
+                   int (*set)(const char *value, void *ud), void *ud);
+int coil__parse_bool(const char *s); /* 1/true/yes/on: 1; 0/false/no/off: 0; else -1 */
 
 struct coil__config {
     char bind[64];      /* numeric IPv4 or IPv6 address */
@@ -337,6 +342,24 @@ struct coil__rq {
     char *body_raw; /* bytes received while paused, undecoded */
     size_t body_raw_len, body_raw_cap;
     _Alignas(16) unsigned char state[COIL_REQ_STATE_BYTES]; /* coil_req_state once deferred */
+    /* Middleware (mw.c), set for every request. */
+    const struct coil__chain *chain;
+    uint32_t mw_next;      /* the next before step, for coil_mw_next */
+    bool mw_wait;          /* a before step deferred: coil_mw_next goes on */
+    bool mw_resumed;       /* running from coil_mw_next: the handler may defer again */
+    bool redeferred;       /* coil_res_defer was called while resumed */
+    bool cut;              /* the response ends short (a filter failed, a stream short of its
+                            * length): the connection closes after it */
+    int route_status;      /* 404 or 405 when no route matched; 0: the route's handler */
+    bool after_ran;        /* the after steps have seen the response */
+    bool in_filter;        /* the filter is on the stack: coil_res_emit may be called */
+    int sent;              /* the status whose head was queued; 0: none yet */
+    uint64_t start_ns;     /* the request's head was taken in (the batch's clock) */
+    uint64_t bytes_in;     /* head and body received */
+    uint64_t bytes_out;    /* response bytes queued */
+    coil_filter_fn filter; /* coil_res_filter */
+    void *filter_ud;
+    struct coil__rqx *x; /* ID, trace, values: made on first use, in the request arena */
 };
 
 void coil__req_setup(struct coil_req *req, struct coil_res *res, struct coil__worker *w,
@@ -455,6 +478,83 @@ void coil__proxies_free(struct coil_app *app);
 /* Creates the proxy routes' upstreams once the options are known: 0, or -1 (logged). */
 int coil__proxies_apply(struct coil_app *app);
 
+/* ---- middleware (mw.c) and the built-in middleware (coil_mw.h) ---- */
+
+struct coil__mwlist {
+    struct coil__mwlist *next;
+    struct coil_mw mw;
+};
+/* What runs around one route's requests (or the unmatched ones): the engine's built-ins, the
+ * app's coil_app_use, then the route's coil_route_use. Built once in coil_app_run. */
+struct coil__chain {
+    uint32_t n;
+    bool before, after, done; /* any step of the kind */
+    struct coil_mw mw[];
+};
+int coil__builtins_setup(struct coil_app *app);   /* coil_app_create: every module's options */
+int coil__builtins_install(struct coil_app *app); /* coil_app_run: 0 or -1 (printed) */
+/* Adds a built-in middleware (from a module's install): outside every coil_app_use one. */
+int coil__use_builtin(struct coil_app *app, const struct coil_mw *mw);
+/* Builds every chain (coil_app_run, after the installs): 0 or -ENOMEM. */
+int coil__chains_build(struct coil_app *app);
+void coil__chains_free(struct coil_app *app);
+struct coil__rq;
+/* The before steps from index from: COIL_MW_NEXT (run the handler), COIL_MW_DONE (answered or
+ * deferred by a step), or a negative errno (answer 500/503). */
+int coil__mw_before(struct coil__rq *rq, uint32_t from);
+void coil__mw_after(struct coil__rq *rq); /* once per request; before the head is written */
+void coil__mw_done(struct coil__worker *w, struct coil__rq *rq, bool complete);
+void coil__mw_worker_seed(struct coil__worker *w);
+/* "00-<trace id>-<span id>-<flags>" for req's outbound calls; its length (55), or 0. */
+size_t coil__traceparent(struct coil_req *req, char out[56]);
+/* A log line at debug level: written only with --log-level debug. */
+void coil__debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+bool coil__debugging(void);
+
+/*
+ * The built-in modules. setup (coil_app_create) adds the module's options with
+ * coil_app_option; install (coil_app_run, once the options are parsed, in the order of
+ * coil_mw.h) adds its middleware with coil__use_builtin when configured, and returns 0, or -1
+ * after printing why (coil_app_run then exits 2).
+ */
+int coil__metrics_setup(struct coil_app *app);
+int coil__metrics_install(struct coil_app *app);
+int coil__alog_setup(struct coil_app *app);
+int coil__alog_install(struct coil_app *app);
+int coil__reqid_setup(struct coil_app *app);
+int coil__reqid_install(struct coil_app *app);
+int coil__cors_setup(struct coil_app *app);
+int coil__cors_install(struct coil_app *app);
+int coil__ratelimit_setup(struct coil_app *app);
+int coil__ratelimit_install(struct coil_app *app);
+int coil__auth_setup(struct coil_app *app);
+int coil__auth_install(struct coil_app *app);
+int coil__compress_setup(struct coil_app *app);
+int coil__compress_install(struct coil_app *app);
+/* Text built for a scrape (metrics.c): coil__mout_printf appends; oom is set on failure. */
+struct coil__mout {
+    char *buf;
+    size_t len, cap;
+    bool oom;
+};
+void coil__mout_printf(struct coil__mout *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Adds lines to every scrape (a module's pools): fn runs on the scraping worker and must only
+ * read (relaxed) what other workers write. Call from an install or a run hook. */
+int coil__metrics_collector(struct coil_app *app, void (*fn)(struct coil__mout *o, void *ud),
+                            void *ud);
+const char *coil__metrics_path(const struct coil_app *app); /* NULL when off */
+void coil__metrics_alog_dropped(struct coil__worker *w, uint64_t n);
+/* Per-worker state of metrics.c and alog.c (coil__modules_start/stop), and the app's. */
+int coil__metrics_start(struct coil__worker *w);
+void coil__metrics_stop(struct coil__worker *w);
+void coil__metrics_free(struct coil_app *app);
+void coil__alog_init(void); /* registers the access log's write completions */
+int coil__alog_start(struct coil__worker *w);
+void coil__alog_stop(struct coil__worker *w);
+bool coil__alog_busy(const struct coil__worker *w); /* a write is in flight */
+void coil__alog_free(struct coil_app *app);
+
 /* ---- workers (loop.c) ---- */
 
 /* What a completion is for: the top byte of user_data. Each kind registers its handler with
@@ -469,6 +569,7 @@ enum coil__op {
     OP_WATCH,   /* a handler's fd readiness (wait.c) */
     OP_UNWATCH, /* the removal of one */
     OP_CONNECT, /* an outbound connection (tcp.c) */
+    OP_ALOG,    /* an access log write (alog.c) */
     OP_MAX,
 };
 typedef void (*coil__cqe_fn)(struct coil__worker *w, const struct io_uring_cqe *cqe);
@@ -514,6 +615,10 @@ struct coil__counters {
     _Atomic uint64_t deferred;
     _Atomic uint64_t waiting;
     _Atomic uint64_t aborted;
+    _Atomic uint64_t refused; /* connections closed at accept: --max-conns */
+    /* Time-outs by kind (metrics.c): a request head or body too slow (408), an idle keep-alive
+     * connection, a send making no progress, a deferred response (504), the drain deadline. */
+    _Atomic uint64_t t_header, t_body, t_idle, t_write, t_handler, t_drain;
 };
 
 #define STAT_INC(w, field) STAT_ADD(w, field, 1)
@@ -583,6 +688,10 @@ struct coil__worker {
     struct coil_slab utimers;       /* handler timers (wait.c) */
     struct coil_slab watches;       /* handler fd watches (wait.c) */
     struct coil__backlog *replies;  /* job replies waiting for room in a channel (chan.c) */
+    uint64_t rnd;                   /* random state for trace and request IDs (mw.c) */
+    uint64_t ids;                   /* request IDs made here */
+    struct coil__wmetrics *metrics; /* this worker's metrics (metrics.c) */
+    struct coil__alog *alog;        /* this worker's access log buffers (alog.c) */
     char date_line[48];             /* "Date: ...\r\n" */
     uint32_t date_len;
     int64_t date_sec;
@@ -598,7 +707,8 @@ struct coil__hook {
     void (*stop)(unsigned worker, void *ud);
     int (*run)(void *ud); /* coil_app_on_run */
     void (*done)(void *ud);
-    bool (*ready)(void *ud); /* coil_app_ready_check */
+    bool (*ready)(void *ud);  /* coil_app_ready_check */
+    void (*reload)(void *ud); /* coil_app_on_reload */
     void *ud;
 };
 void coil__hooks_start(struct coil__worker *w);
@@ -618,6 +728,13 @@ struct coil_app {
     unsigned nupstreams;
     struct coil__proxy_route *proxies; /* coil_route_proxy's routes (proxy.c) */
     struct coil__hook *hooks; /* coil_app_on_worker, coil_app_on_run, coil_app_ready_check */
+    struct coil__mwlist *mw_builtins; /* installed by the engine's modules, outermost first */
+    struct coil__mwlist *mw_uses;     /* coil_app_use */
+    struct coil__chain *chain;        /* the app's: unmatched and refused requests (mw.c) */
+    uint64_t id_prefix;               /* request IDs: random per process (48 bits) */
+    bool reqid_off;                   /* --request-id off */
+    struct coil__metrics *metrics;    /* metrics.c: options and every worker's tables */
+    struct coil__alogcfg *alog;       /* alog.c: the access log's options and file */
     unsigned nworkers;
     unsigned nthreads; /* worker threads created (joined at exit) */
     struct coil__worker **workers;
@@ -642,6 +759,10 @@ extern _Thread_local struct coil__worker *coil__self; /* the calling worker, or 
 
 void *coil__worker_main(void *arg);
 void coil__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int coil__log_setup(struct coil_app *app); /* log.c: --log-format, --log-level */
+size_t coil__iso_time(char out[32]);       /* "2026-12-02T03:04:05.123Z", UTC */
+/* s as the inside of a JSON string, escaped, cut short rather than past cap: bytes written. */
+size_t coil__json_escape(char *out, size_t cap, const char *s, size_t len);
 char *coil__resolve_all(const char *name, unsigned *count); /* app.c: never on a worker (DNS) */
 
 /* chan.c */

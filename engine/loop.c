@@ -130,8 +130,10 @@ static void check_phase(struct coil__worker *w)
         begin_drain(w);
     if (w->phase == PHASE_DRAIN) {
         if (stop >= 2 || w->now_ms >= w->drain_deadline) {
-            if (w->open && !w->forced)
+            if (w->open && !w->forced) {
                 coil__log("worker %u: drain timeout: closing %u connections", w->id, w->open);
+                STAT_ADD(w, t_drain, w->open - w->outbound);
+            }
             w->forced = true;
             coil__loop_run(w, EV_FORCE);
         }
@@ -336,6 +338,10 @@ static void run(struct coil__worker *w)
         coil__loop_run(w, EV_BATCH);
         coil__jobs_wake(w);
     }
+    /* The access log's last write, for at most a second (a pipe nobody reads would hold it
+     * forever): its buffer must outlive it, and ring teardown cancels what is left. */
+    for (uint64_t until = w->now_ms + 1000; coil__alog_busy(w) && w->now_ms < until;)
+        wait_and_handle(w);
     coil__jobs_run(w);
     coil__jobs_reclaim(w);
     coil__hooks_stop(w);

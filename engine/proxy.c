@@ -317,6 +317,8 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
             continue;
         }
         if ((n.len == 14 && coil__http_name_eq(n, "content-length")) ||
+            (n.len == 11 && coil__http_name_eq(n, "traceparent")) || /* ours replaces it */
+            (n.len == 10 && coil__http_name_eq(n, "tracestate")) ||
             (n.len == 6 && coil__http_name_eq(n, "expect")) ||
             (n.len == 17 && coil__http_name_eq(n, "x-forwarded-proto")) ||
             (n.len == 16 && coil__http_name_eq(n, "x-forwarded-host")))

@@ -44,6 +44,19 @@ static struct coil__rq *spare(struct coil__worker *w)
     return rq;
 }
 
+/* What the middleware keeps per request, for every request (a spare is reused). */
+static void mw_setup(struct coil__worker *w, struct coil__rq *rq, const struct coil__chain *ch)
+{
+    rq->chain = ch;
+    rq->mw_next = 0;
+    rq->mw_wait = rq->mw_resumed = rq->after_ran = rq->in_filter = false;
+    rq->sent = 0;
+    rq->start_ns = w->now_ns;
+    rq->bytes_in = rq->bytes_out = 0;
+    rq->filter = NULL;
+    rq->x = NULL;
+}
+
 static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn *c,
                   const struct coil__dispatch *d)
 {
@@ -62,6 +75,10 @@ static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn 
     rq->deferred = false;
     rq->on_piece = NULL;
     rq->body_open = d->body_mode != BODY_NONE;
+    rq->route_status = d->route_status;
+    rq->cut = false;
+    mw_setup(w, rq, d->route_status ? w->app->chain : d->match->route->chain);
+    rq->bytes_in = d->head_len + d->body.len;
     if (!d->early)
         return; /* the rest is read only by an early route's body path */
     rq->body_mode = d->body_mode;
@@ -76,9 +93,11 @@ static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn 
     rq->body_piece_len = rq->body_raw_len = rq->body_raw_cap = 0;
 }
 
-/* Ends a deferred request: its timers, memory and slot go; its handle goes stale. */
-static void release(struct coil__worker *w, struct coil__rq *rq)
+/* Ends a deferred request: its done steps run (complete: a whole response was queued), then its
+ * timers, memory and slot go; its handle goes stale. */
+static void release(struct coil__worker *w, struct coil__rq *rq, bool complete)
 {
+    coil__mw_done(w, rq, complete);
     coil__timer_cancel(&w->wheel, &rq->deadline);
     coil__timers_drop_owner(w, rq);
     coil__fetches_drop_owner(w, rq);
@@ -187,10 +206,19 @@ static int move_request(struct coil__worker *w, struct coil__rq *rq)
 struct coil_defer coil_res_defer(struct coil_res *res, coil_abort_fn on_abort, void *ud)
 {
     struct coil__rq *rq = res->rq;
+    if (rq && rq->in_handler && rq->mw_resumed && !rq->redeferred && !rq->finished) {
+        /* Continued by coil_mw_next: already deferred; the handler (or a step) takes it over. */
+        rq->redeferred = true;
+        rq->on_abort = on_abort;
+        rq->abort_ud = ud;
+        return (struct coil_defer){coil__handle(res->w->id, rq->idx, rq->gen)};
+    }
     if (!rq || !rq->in_handler || rq->deferred)
         return (struct coil_defer){0};
     if (move_request(res->w, rq) < 0)
         return (struct coil_defer){0};
+    if (rq->chain->done)
+        coil_req_peer(&rq->req); /* kept: the connection may be gone when the steps run */
     rq->deferred = true;
     rq->finished = false;
     rq->aborted = false;
@@ -222,6 +250,39 @@ struct coil_req *coil_defer_req(struct coil_defer d)
     return rq ? &rq->req : NULL;
 }
 
+/* ---- answering -------------------------------------------------------------------------- */
+
+/* The after steps see the response; what they leave is what is sent (a status they set outside
+ * 200-599 is not taken). */
+static int after_steps(struct coil__rq *rq, int status)
+{
+    if (!rq->chain->after || rq->after_ran)
+        return status;
+    coil__mw_after(rq);
+    int s = rq->res.status;
+    if (s >= 200 && s <= 599)
+        return s;
+    rq->res.status = status;
+    return status;
+}
+
+/* A whole response for a request on the stack of its dispatch (not yet attached). */
+static int respond(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq, int status)
+{
+    status = after_steps(rq, status);
+    rq->sent = status;
+    return coil__http1_respond(w, c, rq, status);
+}
+
+/* A whole response for a deferred request (the codec detaches it from its connection). */
+static void respond_later(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                          int status)
+{
+    status = after_steps(rq, status);
+    rq->sent = status;
+    coil__http1_finish(w, c, rq, status);
+}
+
 /* ---- running a request ------------------------------------------------------------------ */
 
 /* The engine's own answer when no route took the request. */
@@ -234,6 +295,33 @@ static int no_route(struct coil__rq *rq, int status, const struct coil__match *m
     return err;
 }
 
+/* The handler, or the engine's 404/405 when no route matched. */
+static int run_handler(struct coil__rq *rq)
+{
+    const struct coil__match *m = rq->req.match;
+    if (rq->route_status)
+        return no_route(rq, rq->route_status, m);
+    return m->route->handler(&rq->req, &rq->res, m->route->ud);
+}
+
+/* Before steps from index from, then the handler unless a step answered (COIL_MW_DONE) or failed
+ * (its negative errno is returned, as a handler's would be). */
+static int run_steps(struct coil__rq *rq, uint32_t from)
+{
+    if (rq->chain->before) {
+        int rc = coil__mw_before(rq, from);
+        if (rc != COIL_MW_NEXT) {
+            /* A step continued by coil_mw_next waits only if it deferred again; one that just
+             * answered is done. */
+            if (rc == COIL_MW_DONE && rq->deferred && !rq->finished &&
+                (!rq->mw_resumed || rq->redeferred))
+                rq->mw_wait = true; /* the step waits for something: coil_mw_next goes on */
+            return rc < 0 ? rc : 0;
+        }
+    }
+    return run_handler(rq);
+}
+
 /* The handler returned after deferring: keep the request, or answer it if it is done. */
 static struct coil__rq *after_defer(struct coil__worker *w, struct coil_conn *c,
                                     struct coil__rq *rq, int hrc)
@@ -242,19 +330,19 @@ static struct coil__rq *after_defer(struct coil__worker *w, struct coil_conn *c,
     if (rq->aborted || (rq->finished && rq->streaming)) {
         /* Aborted under a stream call (its connection failed; on_abort ran), or ended inside
          * the handler and already on its way. */
-        release(w, rq);
+        release(w, rq, !rq->aborted && !rq->cut);
         return NULL;
     }
     if (hrc < 0 && rq->streaming) {
-        release(w, rq); /* the head is out: nothing correct can follow */
+        release(w, rq, false); /* the head is out: nothing correct can follow */
         coil__conn_abort(w, c);
         return NULL;
     }
     if (hrc < 0 || rq->finished) {
         /* A negative return cancels the defer: 500 (or what the handler set). */
         int status = coil__res_finish(&rq->res, hrc < 0 ? hrc : 0);
-        int err = coil__http1_respond(w, c, rq, status);
-        release(w, rq);
+        int err = respond(w, c, rq, status);
+        release(w, rq, err == 0);
         if (err < 0)
             coil__conn_abort(w, c);
         return NULL;
@@ -278,18 +366,13 @@ struct coil__rq *coil__request_run(struct coil__worker *w, struct coil_conn *c,
         return NULL;
     }
     setup(w, rq, c, d);
-    int hrc;
-    if (d->route_status) {
-        hrc = no_route(rq, d->route_status, d->match);
-    } else {
-        const struct coil__route *route = d->match->route;
-        hrc = route->handler(&rq->req, &rq->res, route->ud);
-    }
+    int hrc = run_steps(rq, 0);
     rq->in_handler = false;
     if (rq->deferred)
         return after_defer(w, c, rq, hrc);
     int status = coil__res_finish(&rq->res, hrc);
-    int err = coil__http1_respond(w, c, rq, status);
+    int err = respond(w, c, rq, status);
+    coil__mw_done(w, rq, err == 0);
     coil__arena_reset(&w->arena);
     if (err < 0)
         coil__conn_abort(w, c);
@@ -309,20 +392,27 @@ int coil__request_body(struct coil__worker *w, struct coil__http_req *h,
 
 int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status)
 {
+    /* No request could be parsed: steps see one without method, path or headers. */
+    static struct coil__http_req none;
     struct coil__rq rq;
-    coil__req_setup(&rq.req, &rq.res, w, NULL, NULL, (struct coil_str){NULL, 0}, NULL);
-    rq.req.rq = NULL;
+    coil__req_setup(&rq.req, &rq.res, w, &none, NULL, (struct coil_str){NULL, 0}, NULL);
+    rq.req.rq = &rq;
     rq.res.rq = NULL;
     rq.conn = c;
+    rq.buf = NULL;
     rq.head = false;
     rq.keep = false;
     rq.ka10 = false;
     rq.http11 = true;
     rq.count = false;
     rq.deferred = false;
+    rq.streaming = false;
+    rq.body_open = false;
+    mw_setup(w, &rq, w->app->chain);
     int err = coil__res_error(&rq.res, status);
     if (err == 0)
-        err = coil__http1_respond(w, c, &rq, status);
+        err = respond(w, c, &rq, status);
+    coil__mw_done(w, &rq, err == 0);
     coil__arena_reset(&w->arena);
     return err;
 }
@@ -331,9 +421,35 @@ int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status
 
 static void end_stream(struct coil__worker *w, struct coil__rq *rq)
 {
+    if (rq->filter && !rq->no_body) {
+        rq->in_filter = true;
+        int err = rq->filter(&rq->res, NULL, 0, true, rq->filter_ud);
+        rq->in_filter = false;
+        if (err < 0)
+            rq->cut = true;
+    }
     if (rq->length && !rq->no_body && rq->written != rq->length - 1)
-        rq->keep = false; /* short of its Content-Length: only a close can tell the client */
+        rq->cut = true;
+    if (rq->cut)
+        rq->keep = false; /* short of its length or its filter failed: only a close tells */
     coil__http1_stream_end(w, rq->conn, rq);
+}
+
+/* Answers a deferred request that is not on its handler's stack: its response as built (hrc as
+ * a handler's return), or the end of its stream. */
+static void finish_deferred(struct coil__worker *w, struct coil__rq *rq, int hrc)
+{
+    rq->finished = true;
+    struct coil_conn *c = rq->conn;
+    coil__conn_hold(c); /* answering may close it: keep the slot until we are done */
+    if (rq->streaming) {
+        end_stream(w, rq);
+    } else {
+        int status = coil__res_finish(&rq->res, hrc);
+        respond_later(w, c, rq, status);
+    }
+    release(w, rq, !rq->cut);
+    coil__conn_release(w, c);
 }
 
 int coil_res_finish(struct coil_res *res)
@@ -343,25 +459,42 @@ int coil_res_finish(struct coil_res *res)
         return -EINVAL;
     if (rq->aborted)
         return -ESRCH;
-    struct coil__worker *w = res->w;
     if (rq->in_handler) {
         /* Answered by the code that runs after the handler returns (after_defer). */
         if (rq->streaming)
-            end_stream(w, rq);
+            end_stream(res->w, rq);
         rq->finished = true;
         return 0;
     }
-    rq->finished = true;
-    struct coil_conn *c = rq->conn;
-    coil__conn_hold(c); /* answering may close it: keep the slot until we are done */
-    if (rq->streaming) {
-        end_stream(w, rq);
-    } else {
-        int status = coil__res_finish(res, 0);
-        coil__http1_finish(w, c, rq, status);
+    finish_deferred(res->w, rq, 0);
+    return 0;
+}
+
+int coil_mw_next(struct coil_req *req)
+{
+    struct coil__rq *rq = req->rq;
+    if (!rq || !rq->deferred || !rq->mw_wait || rq->in_handler || rq->finished || rq->aborted)
+        return -EINVAL;
+    struct coil__worker *w = req->w;
+    rq->mw_wait = false;
+    rq->mw_resumed = true;
+    rq->redeferred = false;
+    rq->in_handler = true;
+    int hrc = run_steps(rq, rq->mw_next);
+    rq->in_handler = false;
+    rq->mw_resumed = false;
+    if (rq->aborted) {
+        release(w, rq, false); /* its connection failed under a stream call */
+    } else if (rq->finished && rq->streaming) {
+        release(w, rq, !rq->cut); /* ended inside, as after_defer does */
+    } else if (hrc < 0 && rq->streaming) {
+        struct coil_conn *c = rq->conn;
+        release(w, rq, false);
+        coil__conn_abort(w, c);
+    } else if (hrc < 0 || rq->finished || (!rq->redeferred && !rq->mw_wait)) {
+        finish_deferred(w, rq, hrc); /* answered (or failed) by the handler or a step */
     }
-    release(w, rq);
-    coil__conn_release(w, c);
+    /* Else the handler or a step deferred again: the request goes on waiting. */
     return 0;
 }
 
@@ -382,20 +515,22 @@ void coil__request_abort(struct coil__worker *w, struct coil__rq *rq, int status
         return;
     run_abort(w, rq);
     struct coil_conn *c = rq->conn;
+    bool answered = false;
     if (status && c->rq == rq) {
         coil__conn_hold(c);
         if (rq->streaming) {
             c->rq = NULL; /* mid-body: closing is the only honest end */
             coil__conn_abort(w, c);
         } else if (coil__res_error(&rq->res, status) == 0) {
-            coil__http1_finish(w, c, rq, status);
+            respond_later(w, c, rq, status);
+            answered = true;
         } else {
             c->rq = NULL;
             coil__conn_abort(w, c);
         }
         coil__conn_release(w, c);
     }
-    release(w, rq);
+    release(w, rq, answered);
 }
 
 int coil_res_fail(struct coil_res *res, int status)
@@ -426,6 +561,7 @@ int coil_res_fail(struct coil_res *res, int status)
 static void on_deadline(struct coil__timer *t, void *ctx)
 {
     struct coil__rq *rq = (struct coil__rq *)((char *)t - offsetof(struct coil__rq, deadline));
+    STAT_INC((struct coil__worker *)ctx, t_handler);
     coil__request_abort(ctx, rq, 504);
 }
 
@@ -517,14 +653,18 @@ int coil_res_stream(struct coil_res *res)
     struct coil_conn *c = rq->conn;
     bool in_handler = rq->in_handler;
     rq->streaming = true;
+    status = after_steps(rq, status);
+    rq->sent = status;
     coil__conn_hold(c);
     int err = coil__http1_stream_head(w, c, rq, status);
     if (!coil__conn_release(w, c))
         return stream_failed(w, rq, in_handler); /* rq and res may be gone: touch neither */
-    if (err < 0)
+    if (err < 0) {
         rq->streaming = false;
-    else
+        rq->sent = 0;
+    } else {
         rearm_deadline(w, rq);
+    }
     return err;
 }
 
@@ -542,17 +682,37 @@ int coil_res_write(struct coil_res *res, const void *data, size_t len)
         coil__timer_cancel(&w->wheel, &rq->deadline);
         return -EAGAIN;
     }
+    if (rq->cut)
+        return -EIO; /* its filter failed: the response ends with a close */
     struct coil_conn *c = rq->conn;
     bool in_handler = rq->in_handler;
     coil__conn_hold(c);
-    int err = coil__http1_stream_piece(w, c, rq, data, len);
+    int err;
+    if (rq->filter && !rq->no_body) {
+        rq->in_filter = true;
+        err = rq->filter(res, data, len, false, rq->filter_ud);
+        rq->in_filter = false;
+    } else {
+        err = coil__http1_stream_piece(w, c, rq, data, len);
+    }
     if (!coil__conn_release(w, c))
         return stream_failed(w, rq, in_handler); /* rq and res may be gone: touch neither */
-    if (err < 0)
+    if (err < 0) {
+        if (rq->filter)
+            rq->cut = true;
         return err;
+    }
     rq->written += len;
     rearm_deadline(w, rq);
     return 0;
+}
+
+int coil_res_emit(struct coil_res *res, const void *data, size_t len)
+{
+    struct coil__rq *rq = res->rq;
+    if (!rq || !rq->in_filter)
+        return -EINVAL;
+    return coil__http1_stream_piece(res->w, rq->conn, rq, data, len);
 }
 
 int coil_res_on_writable(struct coil_res *res, void (*fn)(void *ud), void *ud)

@@ -45,7 +45,9 @@ struct node {
 };
 
 struct coil__router {
-    struct node root; /* the state before the first segment */
+    struct node root;   /* the state before the first segment */
+    struct entry **all; /* every entry, in registration order (route ids) */
+    uint32_t nall, cap_all;
 };
 
 /* Pattern segments, read one at a time: the text between slashes after the leading '/'. */
@@ -260,7 +262,8 @@ static struct entry *entry_create(const char *method, const char *pattern, coil_
     char *pcopy = mcopy + mlen + 1;
     memcpy(mcopy, method, mlen + 1);
     memcpy(pcopy, pattern, plen + 1);
-    e->route = (struct coil__route){.handler = h, .ud = ud};
+    e->route =
+        (struct coil__route){.handler = h, .ud = ud, .method = mcopy, .pattern = {pcopy, plen}};
     e->method = mcopy;
     e->method_len = mlen;
     int rc = parse_pattern(pcopy, e); /* names now point into our own copy */
@@ -298,6 +301,7 @@ void coil__router_destroy(struct coil__router *r)
     if (!r)
         return;
     node_free(&r->root);
+    free(r->all);
     free(r);
 }
 
@@ -317,6 +321,14 @@ int coil__router_add(struct coil__router *r, const char *method, const char *pat
         return -ENOMEM;
     if (node_method(n, method, strlen(method)))
         return -EEXIST;
+    if (r->nall == r->cap_all) {
+        uint32_t cap = r->cap_all ? r->cap_all * 2 : 16;
+        struct entry **all = realloc(r->all, cap * sizeof(*all));
+        if (!all)
+            return -ENOMEM;
+        r->all = all;
+        r->cap_all = cap;
+    }
     if (n->nentries == n->cap_entries) {
         uint32_t cap = n->cap_entries ? n->cap_entries * 2 : 2;
         struct entry **es = realloc(n->entries, cap * sizeof(*es));
@@ -329,7 +341,19 @@ int coil__router_add(struct coil__router *r, const char *method, const char *pat
     if (!e)
         return -ENOMEM;
     n->entries[n->nentries++] = e;
+    e->route.id = r->nall;
+    r->all[r->nall++] = e;
     return 0;
+}
+
+uint32_t coil__router_count(const struct coil__router *r)
+{
+    return r->nall;
+}
+
+struct coil__route *coil__router_at(const struct coil__router *r, uint32_t id)
+{
+    return id < r->nall ? &r->all[id]->route : NULL;
 }
 
 struct coil__route *coil__router_find(struct coil__router *r, const char *method,

@@ -19,13 +19,20 @@
 #define COIL_MAX_PARAMS 8
 
 struct coil__router;
+struct coil__mwlist;
+struct coil__chain;
 
 struct coil__route {
     coil_handler handler;
     void *ud;
-    coil_body_fn on_body; /* streaming route: gets the body as it arrives; NULL: buffered */
-    bool early;           /* the handler runs at the head and reads the body (coil_req_read) */
-    uint64_t max_body;    /* per-route body limit; 0 = engine default */
+    coil_body_fn on_body;      /* streaming route: gets the body as it arrives; NULL: buffered */
+    bool early;                /* the handler runs at the head and reads the body (coil_req_read) */
+    uint64_t max_body;         /* per-route body limit; 0 = engine default */
+    const char *method;        /* as registered (NUL-terminated, the router's copy) */
+    struct coil_str pattern;   /* as registered (NUL-terminated, the router's copy) */
+    uint32_t id;               /* 0..count-1 in registration order */
+    struct coil__mwlist *uses; /* coil_route_use, in order (mw.c) */
+    const struct coil__chain *chain; /* the app's middleware then the route's (mw.c) */
 };
 
 struct coil__match {
@@ -46,6 +53,10 @@ int coil__router_add(struct coil__router *r, const char *method, const char *pat
 /* The route registered with exactly this method and pattern, for changing its options. */
 struct coil__route *coil__router_find(struct coil__router *r, const char *method,
                                       const char *pattern);
+
+/* Every route, in registration order (ids 0..count-1). */
+uint32_t coil__router_count(const struct coil__router *r);
+struct coil__route *coil__router_at(const struct coil__router *r, uint32_t id);
 
 /* 0 found (m->route set), -404 no route for the path, -405 path known but not for this method
  * (m->allow lists the methods). */

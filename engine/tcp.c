@@ -280,6 +280,7 @@ static void on_conn_timer(struct coil__timer *t, void *ctx)
         return;
     }
     if (c->write_deadline && now >= c->write_deadline) {
+        STAT_INC(w, t_write);
         coil__conn_abort(w, c); /* the peer stopped reading */
         return;
     }
@@ -582,6 +583,7 @@ static void accept_one(struct coil__worker *w, int fd)
     struct coil_conn *c = coil__slab_get(&w->conns, &idx, &gen);
     if (!c) {
         close(fd); /* --max-conns reached, or out of memory */
+        STAT_INC(w, refused);
         return;
     }
     c->fd = fd;

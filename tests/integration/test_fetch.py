@@ -108,7 +108,9 @@ class Exchange(FetchCase):
         self.assertEqual((req.method, req.target, req.version), ("GET", "/x/y?a=1&b=%2F",
                                                                  "HTTP/1.1"))
         self.assertEqual(req.header_all("Host"), ["127.0.0.1:%d" % up.port], req)
-        self.assertEqual(req.names(), {"host"}, "GET without a body: only Host is written")
+        self.assertEqual(req.names(), {"host", "traceparent"},
+                         "GET without a body: only Host and the trace context are written")
+        self.assertRegex(req.header("traceparent"), r"^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$")
         self.assertEqual(up.errors, [])
         self.assertAppClean(app, fetches=1)
 
@@ -124,7 +126,7 @@ class Exchange(FetchCase):
         self.assertEqual(req.header("Content-Length"), "15", req)
         self.assertFalse(req.chunked, req)
         self.assertEqual(req.header("X-Tag"), "t1", req)
-        self.assertEqual(req.names(), {"host", "content-length", "x-tag"}, req)
+        self.assertEqual(req.names(), {"host", "content-length", "x-tag", "traceparent"}, req)
         self.assertAppClean(app)
 
     def test_method_expecting_a_body_gets_length_zero(self):
