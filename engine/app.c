@@ -188,11 +188,19 @@ static int hooks_run(struct coil_app *app, struct coil__hook **ran_to)
     return 0;
 }
 
+/* Done hooks: those of run hooks that ran (up to until), and every one without a run hook (a
+ * module's clean-up), each at most once; app_free calls it again for the ones an early failure
+ * skipped. */
 static void hooks_done(struct coil_app *app, struct coil__hook *until)
 {
-    for (struct coil__hook *h = app->hooks; h && h != until; h = h->next)
-        if (h->done)
+    bool before = true;
+    for (struct coil__hook *h = app->hooks; h; h = h->next) {
+        before &= h != until;
+        if (h->done && !h->done_ran && (before || !h->run)) {
+            h->done_ran = true;
             h->done(h->ud);
+        }
+    }
 }
 
 bool coil_ready(void)
@@ -533,7 +541,8 @@ static void wait_workers(struct coil_app *app)
 
 static void app_free(struct coil_app *app)
 {
-    coil__metrics_free(app); /* its tables hang off the workers */
+    hooks_done(app, app->hooks); /* clean-up hooks an early failure left (no run hook ran) */
+    coil__metrics_free(app);     /* its tables hang off the workers */
     coil__alog_free(app);
     for (unsigned i = 0; app->workers && i < app->nworkers; i++)
         free(app->workers[i]);

@@ -128,6 +128,8 @@ int coil_app_on_worker(struct coil_app *app, void (*start)(unsigned worker, void
  * number of workers is known (coil_worker_count), before any worker starts; done after every
  * worker has stopped. A run hook that returns non-zero (having printed why) stops coil_app_run
  * with status 2; the done hooks of the run hooks before it still run. In the order added.
+ * A done hook added without a run hook is a clean-up: it runs once however coil_app_run ends
+ * (a bad option or --help included), so it may free what was made when it was added.
  */
 int coil_app_on_run(struct coil_app *app, int (*run)(void *ud), void (*done)(void *ud), void *ud);
 
@@ -701,7 +703,9 @@ struct coil_done {
     uint64_t duration_ns;  /* from then until its last byte was queued to the client */
     uint64_t bytes_in;     /* request head and body as received */
     uint64_t bytes_out;    /* response head and body as queued (after any filter) */
-    bool complete;         /* false: cut short (aborted, connection failed, timed out) */
+    bool complete;         /* a whole response was queued (an engine 504 included); false: cut
+                            * short (the client left first, a stream cut, the connection
+                            * failed) */
 };
 struct coil_mw {
     const char *name; /* for the log; not copied (a literal) */
@@ -717,6 +721,9 @@ int coil_route_use(struct coil_app *app, const char *method, const char *pattern
 /* The response as built so far, for after steps (and handlers). */
 int coil_res_status_get(const struct coil_res *res); /* 200 when not set */
 struct coil_str coil_res_header_get(const struct coil_res *res, const char *name); /* first */
+/* The i-th header set so far, in order (-ERANGE past the end): for fields set more than once. */
+int coil_res_header_at(const struct coil_res *res, size_t i, struct coil_str *name,
+                       struct coil_str *value);
 int coil_res_header_remove(struct coil_res *res, const char *name); /* how many were removed */
 struct coil_str coil_res_body_get(const struct coil_res *res); /* a whole body; empty if streamed */
 bool coil_res_streamed(const struct coil_res *res); /* the body goes with coil_res_stream */
@@ -775,8 +782,9 @@ struct coil_str coil_req_peer(struct coil_req *req);
  * something up first (a rate limit kept on another worker, a token checked by a service): the
  * remaining before steps run, then the handler, exactly as if that step had returned
  * COIL_MW_NEXT. The handler may answer at once or defer (coil_res_defer then hands back the same
- * handle). Call it on the request's worker, from a callback, not from the step itself. 0, or
- * -EINVAL if req is not a request deferred by a before step (or was continued already).
+ * handle). Call it on the request's worker, from a callback, not from the step itself, once per
+ * wait: the request may wait again in a later step, and a second call would then end that
+ * step's wait instead. 0, or -EINVAL if req is not a request waiting in a before step.
  */
 int coil_mw_next(struct coil_req *req);
 /* ---- statistics ------------------------------------------------------------------------- */

@@ -9,7 +9,9 @@
  * CORS, rate limit, authentication (API keys, JWT), compression. From C, fill the options
  * and add what coil_mw_* makes with coil_app_use (every request) or coil_route_use (one
  * route), before coil_app_run. Each returns 0, -EINVAL (bad options, logged), -ENOENT (a key
- * file that cannot be read), or -ENOMEM; what it made lives until coil_app_run returns.
+ * file that cannot be read), -ENOMEM, or -ENOTSUP when coil was built without the library
+ * the middleware needs (libcrypto for auth; zlib and libbrotli for compression); what it made
+ * lives until coil_app_run returns.
  * Options (engine ones included) are parsed in coil_app_run, so a program that wants a
  * middleware whatever its flags says so in C.
  */
@@ -97,15 +99,22 @@ int coil_mw_ratelimit(struct coil_app *app, const struct coil_ratelimit_opts *o,
  * Authentication: API keys and/or JWTs. A request passes with a known API key (in
  * "Authorization: Bearer KEY" or "X-API-Key: KEY") or a valid JWT ("Authorization: Bearer
  * JWT"), whichever are configured; else 401 with WWW-Authenticate (Bearer, and error="
- * invalid_token" when a credential was given but refused). Why a token was refused goes to
- * the log at debug level, never to the client. Paths in skip (exact) pass without a
- * credential.
- * API keys: one per line in a file (blank lines and '#' comments ignored), kept only as
- * SHA-256 hashes, compared in constant time.
- * JWT: HS256 (the key file holds the secret), RS256 and ES256 (a PEM public key); the alg
- * must be one allowed and match the key ("none" never is); exp and nbf checked with leeway;
- * iss and aud when configured. The verified claims (the payload's JSON text) are readable by
+ * invalid_token" when a credential was given but refused; another Authorization scheme counts
+ * as none). With both configured, a bearer token with two dots is taken for a JWT, anything
+ * else for an API key, and X-API-Key always holds an API key. Why a token was refused goes to
+ * the log at debug level, never to the client. Paths in skip (exact, as sent, without the
+ * query) pass without a credential.
+ * API keys: one per line in a file (trimmed; blank lines and '#' comments ignored), kept only
+ * as SHA-256 hashes, compared in constant time. A file with no key is refused.
+ * JWT (compact JWS, at most 8 KiB): HS256 (the key file holds the secret, one trailing newline
+ * removed, at least 32 bytes), RS256 (a PEM public key, RSA of 2048 bits or more) and ES256 (a
+ * PEM public key on P-256); a key verifies its own alg only, so --jwt-alg may only name it
+ * ("none" never). A header with "crit", or a "typ" other than "JWT", is refused. exp and nbf
+ * (numbers) checked with leeway; iss and aud (a string or an array holding it) when configured,
+ * and then required. The verified claims (the payload's JSON text, valid JSON) are readable by
  * handlers with coil_jwt_claims.
+ * Key files are read by coil_mw_auth (-ENOENT when one cannot be read, -EINVAL when it holds no
+ * usable key).
  * Flags: --api-keys PATH, --jwt-key PATH, --jwt-alg LIST [the key's], --jwt-issuer S,
  * --jwt-audience S, --jwt-leeway DUR [60s], --auth-skip LIST [/healthz,/readyz and the metrics
  * path].
@@ -114,13 +123,14 @@ struct coil_auth_opts {
     const char *api_keys_path; /* NULL: no API keys */
     const char *jwt_key_path;  /* NULL: no JWT */
     const char *jwt_algs;      /* comma list of HS256, RS256, ES256 [what the key is for] */
-    const char *issuer;        /* iss must equal it [not checked] */
-    const char *audience;      /* aud must be or contain it [not checked] */
-    uint32_t leeway_s;         /* [60] */
+    const char *issuer;        /* iss must equal it (at most 256 bytes) [not checked] */
+    const char *audience;      /* aud must be or contain it (at most 256 bytes) [not checked] */
+    uint32_t leeway_s;         /* seconds of clock skew allowed on exp and nbf (0: none; the
+                                * flag's default is 60) */
     const char *skip;          /* comma list of exact paths [none] */
 };
 int coil_mw_auth(struct coil_app *app, const struct coil_auth_opts *o, struct coil_mw *out);
-/* The verified JWT's claims as JSON text (valid as long as req); empty if none. */
+/* The verified JWT's claims as JSON text (valid as long as req); empty (length 0) if none. */
 struct coil_str coil_jwt_claims(const struct coil_req *req);
 
 /*

@@ -410,7 +410,7 @@ static uint64_t body_limit(const struct coil__worker *w, const struct coil__rout
 /* Hands one complete request to the request layer (or answers 404/405). */
 static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__http_req *h, int mr,
                      const struct coil__match *m, struct coil_str body, bool more,
-                     struct coil__progress *pg, const char *buf, size_t head_len)
+                     struct coil__progress *pg, const char *buf, size_t head_len, uint64_t wire)
 {
     bool keep = (h->flags & COIL_HTTP_KEEP_ALIVE) != 0;
     /* Draining: the last request in hand gets Connection: close. */
@@ -426,7 +426,8 @@ static void dispatch(struct coil__worker *w, struct coil_conn *c, struct coil__h
                                .head = (h->flags & COIL_HTTP_HEAD) != 0,
                                .keep = keep,
                                .ka10 = keep && h->minor == 0,
-                               .http11 = h->minor == 1};
+                               .http11 = h->minor == 1,
+                               .wire = wire};
     if (mr == 0 && m->route->early) {
         d.early = true;
         if (h->flags & COIL_HTTP_CHUNKED) {
@@ -484,9 +485,11 @@ static long stream_body(struct coil__worker *w, struct coil_conn *c, struct coil
         }
         pg->streamed += give;
     }
+    pg->wire += used;
     if (done) {
         pg->streaming = 0;
-        dispatch(w, c, h, 0, m, (struct coil_str){body, 0}, used < n, pg, head, pg->body_off);
+        dispatch(w, c, h, 0, m, (struct coil_str){body, 0}, used < n, pg, head, pg->body_off,
+                 pg->body_off + pg->wire);
         if (c->flags & CONN_CLOSING)
             return -1;
     }
@@ -569,6 +572,7 @@ static long body_feed(struct coil__worker *w, struct coil_conn *c, struct coil__
         done = rq->body_left == 0;
     }
     rq->body_read += give;
+    rq->bytes_in += used; /* as received, framing included (held bytes count when fed again) */
     if (done) {
         rq->body_open = false;
         rq->body_end_due = true;
@@ -621,7 +625,8 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
             maybe_continue(w, c, &h, pg);
         if (c->flags & CONN_CLOSING)
             return -1;
-        dispatch(w, c, &h, mr, &m, (struct coil_str){buf + head, 0}, len > head, pg, buf, head);
+        dispatch(w, c, &h, mr, &m, (struct coil_str){buf + head, 0}, len > head, pg, buf, head,
+                 head); /* its body is counted as its reader takes it (body_feed) */
         if (c->flags & CONN_CLOSING)
             return -1;
         memset(pg, 0, sizeof(*pg));
@@ -680,7 +685,7 @@ static long handle_one(struct coil__worker *w, struct coil_conn *c, char *buf, s
         body.len = h.content_length;
         total = head + h.content_length;
     }
-    dispatch(w, c, &h, mr, &m, body, total < len, pg, buf, head);
+    dispatch(w, c, &h, mr, &m, body, total < len, pg, buf, head, total);
     if (c->flags & CONN_CLOSING)
         return -1;
     memset(pg, 0, sizeof(*pg));

@@ -105,6 +105,7 @@ struct coil__progress {
     uint8_t streaming;       /* a streaming route's body is being passed on as it arrives */
     uint64_t body_len;       /* Content-Length once known (0 for chunked, none, streaming) */
     uint64_t streamed;       /* body bytes passed to on_body so far */
+    uint64_t wire;           /* body bytes as received (chunk framing included) so far */
     struct coil__chunked ck; /* chunked decoder state (in place over data + body_off) */
     _Alignas(16) unsigned char state[COIL_REQ_STATE_BYTES]; /* coil_req_state */
 };
@@ -384,6 +385,7 @@ struct coil__dispatch {
     uint8_t body_mode; /* that body: BODY_* */
     uint64_t body_len; /* its Content-Length */
     uint64_t body_max;
+    uint64_t wire; /* bytes of the request as received so far (head, body and its framing) */
 };
 enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 int coil__request_start(struct coil__worker *w);
@@ -709,6 +711,7 @@ struct coil__hook {
     void (*done)(void *ud);
     bool (*ready)(void *ud);  /* coil_app_ready_check */
     void (*reload)(void *ud); /* coil_app_on_reload */
+    bool done_ran;
     void *ud;
 };
 void coil__hooks_start(struct coil__worker *w);

@@ -30,19 +30,56 @@ size_t coil__iso_time(char out[32])
     return n;
 }
 
-/* s as the inside of a JSON string (quotes and control characters escaped), cut to fit. */
+/* Bytes of the well-formed UTF-8 sequence starting s[0..n), or 0: RFC 3629's table, so no
+ * overlong form, no surrogate, nothing above U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xbf; /* lo, hi: the second byte's range */
+    size_t len;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        lo = c == 0xe0 ? 0xa0 : lo;
+        hi = c == 0xed ? 0x9f : hi;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        lo = c == 0xf0 ? 0x90 : lo;
+        hi = c == 0xf4 ? 0x8f : hi;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* s as the inside of a JSON string (quotes and control characters escaped), cut to fit. What
+ * is logged comes from clients (targets, user agents) and need not be UTF-8, but a JSON text
+ * must be: a byte outside a well-formed sequence is written as the code point of its value
+ * (\u00XX, its Latin-1 reading), so the line stays parseable and the byte readable. */
 size_t coil__json_escape(char *out, size_t cap, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
+        size_t u = c >= 0x80 ? utf8_len((const unsigned char *)s + i, len - i) : 0;
+        if (u) {
+            if (o + u > cap)
+                break;
+            memcpy(out + o, s + i, u);
+            o += u;
+            i += u - 1;
+        } else if (c == '"' || c == '\\') {
             if (o + 2 > cap)
                 break;
             out[o++] = '\\';
             out[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c >= 0x7f) {
             if (o + 6 > cap)
                 break;
             memcpy(out + o, "\\u00", 4);

@@ -219,6 +219,14 @@ static void sum_series(const struct coil_app *app, uint32_t i, struct series *ou
         for (unsigned b = 0; b < NBUCKETS; b++)
             out->buckets[b] += LOAD(s->buckets[b]);
     }
+    /* A request recorded while this was read may be in a bucket and not yet in count (the
+     * worker writes count first, but the reads above are not ordered): +Inf must not be
+     * below a finite bucket. */
+    uint64_t finite = 0;
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        finite += out->buckets[b];
+    if (out->count < finite)
+        out->count = finite;
 }
 
 static void requests(struct coil__mout *o, const struct coil_app *app)

@@ -37,13 +37,13 @@ static const struct builtin {
     {"metrics", coil__metrics_setup, coil__metrics_install},
     {"access log", coil__alog_setup, coil__alog_install},
     {"request id", coil__reqid_setup, coil__reqid_install},
-    /* BUILTIN cors */
-    /* BUILTIN ratelimit */
+    {"cors", coil__cors_setup, coil__cors_install},
+    {"ratelimit", coil__ratelimit_setup, coil__ratelimit_install},
 #ifdef COIL_HAVE_AUTH
-    /* BUILTIN auth */
+    {"auth", coil__auth_setup, coil__auth_install},
 #endif
 #ifdef COIL_HAVE_COMPRESS
-    /* BUILTIN compress */
+    {"compress", coil__compress_setup, coil__compress_install},
 #endif
 };
 #define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
@@ -63,6 +63,27 @@ int coil__builtins_install(struct coil_app *app)
             return -1;
     return 0;
 }
+
+/* Built without the library a module needs: its calls exist and say so. */
+#ifndef COIL_HAVE_AUTH
+int coil_mw_auth(struct coil_app *app, const struct coil_auth_opts *o, struct coil_mw *out)
+{
+    (void)app, (void)o, (void)out;
+    return -ENOTSUP;
+}
+struct coil_str coil_jwt_claims(const struct coil_req *req)
+{
+    (void)req;
+    return (struct coil_str){"", 0};
+}
+#endif
+#ifndef COIL_HAVE_COMPRESS
+int coil_mw_compress(struct coil_app *app, const struct coil_compress_opts *o, struct coil_mw *out)
+{
+    (void)app, (void)o, (void)out;
+    return -ENOTSUP;
+}
+#endif
 
 /* ---- registration ----------------------------------------------------------------------- */
 
@@ -239,6 +260,17 @@ struct coil_str coil_res_header_get(const struct coil_res *res, const char *name
             return (struct coil_str){h->value, h->value_len};
     }
     return (struct coil_str){NULL, 0};
+}
+
+int coil_res_header_at(const struct coil_res *res, size_t i, struct coil_str *name,
+                       struct coil_str *value)
+{
+    if (i >= res->nhdrs)
+        return -ERANGE;
+    const struct coil__rhdr *h = &res->hdrs[i];
+    *name = (struct coil_str){h->name, h->name_len};
+    *value = (struct coil_str){h->value, h->value_len};
+    return 0;
 }
 
 int coil_res_header_remove(struct coil_res *res, const char *name)

@@ -78,7 +78,7 @@ static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn 
     rq->route_status = d->route_status;
     rq->cut = false;
     mw_setup(w, rq, d->route_status ? w->app->chain : d->match->route->chain);
-    rq->bytes_in = d->head_len + d->body.len;
+    rq->bytes_in = d->wire;
     if (!d->early)
         return; /* the rest is read only by an early route's body path */
     rq->body_mode = d->body_mode;
@@ -421,7 +421,7 @@ int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status
 
 static void end_stream(struct coil__worker *w, struct coil__rq *rq)
 {
-    if (rq->filter && !rq->no_body) {
+    if (rq->filter && !rq->no_body && !rq->cut) {
         rq->in_filter = true;
         int err = rq->filter(&rq->res, NULL, 0, true, rq->filter_ud);
         rq->in_filter = false;

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <coil_mw.h>
+
 #include "arena_items.h"
 #include "handlers.h"
 
@@ -330,6 +332,14 @@ int arena_routes(struct coil_app *app)
     err |= coil_route(app, "POST", "/baseline11", baseline, NULL);
     err |= coil_route(app, "GET", "/pipeline", pipeline, NULL);
     err |= coil_route(app, "GET", "/json/:count", json_items, NULL);
+    /* HttpArena's json-comp: /json/:count compressed when the client asks (br, then gzip), and
+     * untouched when it does not; a build without zlib and brotli leaves it uncompressed. */
+    struct coil_mw comp;
+    int crc = coil_mw_compress(app, &(struct coil_compress_opts){.encodings = "br,gzip"}, &comp);
+    if (crc == 0)
+        err |= coil_route_use(app, "GET", "/json/:count", &comp);
+    else if (crc != -ENOTSUP)
+        err |= crc;
     err |= coil_route_stream(app, "POST", "/upload", upload_piece, upload_done, NULL);
     err |= coil_route_max_body(app, "POST", "/upload", UPLOAD_MAX_BYTES);
     err |= coil_app_option(app, "dataset", "COIL_DATASET", "PATH",

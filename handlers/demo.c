@@ -7,6 +7,8 @@
  */
 #include <string.h>
 
+#include <coil_mw.h>
+
 #include "handlers.h"
 
 static int plaintext(struct coil_req *req, struct coil_res *res, void *ud)
@@ -84,6 +86,15 @@ static int stats(struct coil_req *req, struct coil_res *res, void *ud)
     return 0;
 }
 
+/* The verified JWT's claims (--jwt-key), as the handler sees them: {} without a token. */
+static int whoami(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    (void)ud;
+    struct coil_str claims = coil_jwt_claims(req);
+    coil_res_header(res, "Content-Type", "application/json");
+    return claims.len ? coil_res_body(res, claims.ptr, claims.len) : coil_res_body(res, "{}", 2);
+}
+
 int demo_routes(struct coil_app *app)
 {
     int err = 0;
@@ -93,5 +104,6 @@ int demo_routes(struct coil_app *app)
     err |= coil_route(app, "GET", "/readyz", readyz, NULL);
     err |= coil_route(app, "POST", "/echo", echo, NULL);
     err |= coil_route(app, "GET", "/stats", stats, NULL);
+    err |= coil_route(app, "GET", "/whoami", whoami, NULL);
     return err ? -1 : 0;
 }

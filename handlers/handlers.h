@@ -7,11 +7,12 @@
 
 #include <coil.h>
 
-/* /plaintext, /json, /healthz, /readyz, /echo, /stats */
+/* /plaintext, /json, /healthz, /readyz, /echo, /stats, /whoami (JWT claims) */
 int demo_routes(struct coil_app *app);
 /* /kv/:key: an in-memory store replicated to every worker by background jobs */
 int kv_routes(struct coil_app *app);
-/* /baseline11, /pipeline, /json/:count: the HttpArena workloads, and the --dataset option */
+/* /baseline11, /pipeline, /json/:count (compressed when asked: json-comp): the HttpArena
+ * workloads, and the --dataset option */
 int arena_routes(struct coil_app *app);
 /* /delay/:ms and /events (Server-Sent Events): responses that wait on timers */
 int wait_routes(struct coil_app *app);
