@@ -3,13 +3,14 @@
  * alog.c: the access log: one line per request, JSON lines (default) or the classic combined
  * format, to a file (--access-log PATH) or stdout (--access-log -).
  *
- * A done step formats the line into the worker's own buffer; at the end of each batch the
- * buffer goes to the file as one io_uring write while lines go on into a second buffer, so a
- * worker never blocks on its log. One write is in flight per worker; if the second buffer fills
- * while the first is still being written (a slow disk, a pipe nobody reads), further lines are
- * dropped and counted (coil_access_log_dropped_total) rather than held or waited for. Workers
- * share the file: a regular file is opened O_APPEND, so each write lands whole; a pipe gets
- * writes of at most PIPE_BUF bytes cut at line ends, which a pipe keeps whole too.
+ * A done step formats the line into the worker's own buffer; at the end of a batch, once 32 KiB
+ * wait or the oldest line is 100 ms old, the buffer goes to the file as one io_uring write
+ * while lines go on into a second buffer, so a worker never blocks on its log. One write is in
+ * flight per worker; if the second buffer fills while the first is still being written (a slow
+ * disk, a pipe nobody reads), further lines are dropped and counted (coil_access_log_dropped_total)
+ * rather than held or waited for. Workers share the file: a regular file is opened O_APPEND, so
+ * each write lands whole; a pipe gets writes of at most PIPE_BUF bytes cut at line ends, which a
+ * pipe keeps whole too.
  *
  * SIGHUP reopens the file (log rotation): the main thread opens the new file and bumps a
  * generation; each worker, at its next batch, takes a duplicate of the new descriptor and
@@ -29,7 +30,9 @@
 #include "internal.h"
 
 #define BUF_BYTES (128 * 1024)
-#define LINE_MAX_BYTES 6144 /* the longest line: target and user agent are cut to fit */
+#define LINE_MAX_BYTES 6144     /* the longest line: target and user agent are cut to fit */
+#define FLUSH_BYTES (32 * 1024) /* written once this much waits... */
+#define FLUSH_MS 100            /* ...or its oldest line is this old */
 
 struct coil__alogcfg {
     char *path; /* NULL: off; "-": stdout */
@@ -52,6 +55,7 @@ struct coil__alog {
     size_t off;        /* bytes of the in-flight buffer written so far */
     size_t chunk;      /* bytes of the write in flight */
     bool failed;       /* a write failed: logged once */
+    uint64_t first_ms; /* when the first line of buf[cur] was put there */
     int64_t sec;       /* the second of the cached time text */
     char ts[40];       /* JSON: "2026-12-02T03:04:05" / combined: "02/Dec/2026:03:04:05 +0000" */
     size_t ts_len;
@@ -97,6 +101,26 @@ static char *field(char *p, char *end, struct coil_str s, size_t max, bool json)
     return p;
 }
 
+/* The line is built with these instead of sprintf, which costs more than the rest of it. */
+static char *lit(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+#define LIT(p, s) lit((p), (s), sizeof(s) - 1)
+
+static char *num(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while ((v /= 10));
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
+
 static size_t format_line(struct coil__alog *a, bool combined, struct coil_req *req,
                           const struct coil_done *d, char *out)
 {
@@ -107,44 +131,64 @@ static size_t format_line(struct coil__alog *a, bool combined, struct coil_req *
     struct coil_str peer = coil_req_peer(req);
     struct coil_str ua = h->method.len ? coil_req_header(req, "User-Agent") : (struct coil_str){0};
     struct coil_str id = coil_req_id(req);
-    unsigned long long us = (unsigned long long)(d->duration_ns / 1000);
+    uint64_t status = d->status > 0 ? (uint64_t)d->status : 0;
     if (combined) {
         struct coil_str ref =
             h->method.len ? coil_req_header(req, "Referer") : (struct coil_str){0};
         p = field(p, end, peer, 64, false);
-        p += sprintf(p, " - - [%.*s] \"", (int)a->ts_len, a->ts);
+        p = LIT(p, " - - [");
+        p = lit(p, a->ts, a->ts_len);
+        p = LIT(p, "] \"");
         if (h->method.len) {
             p = field(p, end, h->method, 32, false);
             *p++ = ' ';
             p = field(p, end, h->target, 2048, false);
-            p += sprintf(p, " HTTP/1.%d", h->minor);
+            p = h->minor ? LIT(p, " HTTP/1.1") : LIT(p, " HTTP/1.0");
         } else {
             *p++ = '-';
         }
-        p += sprintf(p, "\" %d %llu \"", d->status, (unsigned long long)d->bytes_out);
+        p = LIT(p, "\" ");
+        p = num(p, status);
+        *p++ = ' ';
+        p = num(p, d->bytes_out);
+        p = LIT(p, " \"");
         p = field(p, end, ref, 1024, false);
-        p += sprintf(p, "\" \"");
+        p = LIT(p, "\" \"");
         p = field(p, end, ua, 1024, false);
-        p += sprintf(p, "\"\n");
+        p = LIT(p, "\"\n");
         return (size_t)(p - out);
     }
     const struct coil_trace *t = coil_req_trace(req);
-    p += sprintf(p, "{\"time\":\"%.*s.%03ldZ\",\"peer\":\"", (int)a->ts_len, a->ts, ms);
+    p = LIT(p, "{\"time\":\"");
+    p = lit(p, a->ts, a->ts_len);
+    *p++ = '.';
+    *p++ = (char)('0' + ms / 100);
+    *p++ = (char)('0' + ms / 10 % 10);
+    *p++ = (char)('0' + ms % 10);
+    p = LIT(p, "Z\",\"peer\":\"");
     p = field(p, end, peer, 64, true);
-    p += sprintf(p, "\",\"method\":\"");
+    p = LIT(p, "\",\"method\":\"");
     p = field(p, end, h->method, 32, true);
-    p += sprintf(p, "\",\"target\":\"");
+    p = LIT(p, "\",\"target\":\"");
     p = field(p, end, h->target, 2048, true);
-    p += sprintf(p,
-                 "\",\"status\":%d,\"bytes\":%llu,\"bytes_in\":%llu,\"duration_us\":%llu,"
-                 "\"request_id\":\"",
-                 d->status, (unsigned long long)d->bytes_out, (unsigned long long)d->bytes_in, us);
+    p = LIT(p, "\",\"status\":");
+    p = num(p, status);
+    p = LIT(p, ",\"bytes\":");
+    p = num(p, d->bytes_out);
+    p = LIT(p, ",\"bytes_in\":");
+    p = num(p, d->bytes_in);
+    p = LIT(p, ",\"duration_us\":");
+    p = num(p, d->duration_ns / 1000);
+    p = LIT(p, ",\"request_id\":\"");
     p = field(p, end, id, 128, true);
-    p += sprintf(p, "\",\"trace_id\":\"%s\",\"user_agent\":\"", t ? t->trace_id : "");
+    p = LIT(p, "\",\"trace_id\":\"");
+    if (t)
+        p = lit(p, t->trace_id, 32);
+    p = LIT(p, "\",\"user_agent\":\"");
     p = field(p, end, ua, 1024, true);
-    p += sprintf(p, "\",\"route\":\"");
+    p = LIT(p, "\",\"route\":\"");
     p = field(p, end, d->route, 512, true);
-    p += sprintf(p, "\"%s}\n", d->complete ? "" : ",\"incomplete\":true");
+    p = d->complete ? LIT(p, "\"}\n") : LIT(p, "\",\"incomplete\":true}\n");
     return (size_t)(p - out);
 }
 
@@ -216,7 +260,12 @@ static void on_batch(struct coil__worker *w)
         return;
     if (atomic_load_explicit(&w->app->alog->gen, memory_order_relaxed) != a->gen)
         take_reopen(w, a);
-    flush(w, a);
+    /* Few large writes: each one wakes a kernel worker (a regular file's write is not async
+     * in io_uring), which costs more than the bytes. A line waits at most FLUSH_MS, as the
+     * loop comes by at least every 100 ms. */
+    size_t len = a->len[a->cur];
+    if (len >= FLUSH_BYTES || (len && w->now_ms - a->first_ms >= FLUSH_MS))
+        flush(w, a);
 }
 
 static void on_cqe(struct coil__worker *w, const struct io_uring_cqe *cqe)
@@ -266,6 +315,8 @@ static void alog_done(struct coil_req *req, const struct coil_done *d, void *ud)
         }
         flush(w, a);
     }
+    if (a->len[a->cur] == 0)
+        a->first_ms = w->now_ms;
     size_t n = format_line(a, cfg->combined, req, d, a->buf[a->cur] + a->len[a->cur]);
     a->len[a->cur] += n;
     a->lines[a->cur]++;

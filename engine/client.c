@@ -339,6 +339,7 @@ static void queue_remove(struct pool *p, struct coil__fetch *f)
         p->qtail = f->qprev;
     f->qprev = f->qnext = NULL;
     p->qlen--;
+    STAT_ADD(coil__self, up_queued, (uint64_t)-1);
 }
 
 static void queue_push(struct pool *p, struct coil__fetch *f)
@@ -351,6 +352,7 @@ static void queue_push(struct pool *p, struct coil__fetch *f)
         p->qhead = f;
     p->qtail = f;
     p->qlen++;
+    STAT_INC(coil__self, up_queued);
 }
 
 static void idle_remove(struct server_state *s, struct coil__uconn *u)
@@ -393,6 +395,7 @@ static void uconn_gone(struct coil__worker *w, struct coil__uconn *u)
     struct server_state *s = &u->pool->srv[u->server];
     idle_remove(s, u);
     s->conns--;
+    STAT_ADD(w, up_conns, (uint64_t)-1);
     if (u->probe && s->probing)
         s->probing = false; /* the probe went before its connect told anything: probe again */
     struct pool *p = u->pool;
@@ -453,6 +456,7 @@ static void leave_server(struct coil__fetch *f)
 {
     if (f->server >= 0) {
         f->pool->srv[f->server].outstanding--;
+        STAT_ADD(coil__self, up_busy, (uint64_t)-1);
         f->server = -1;
     }
 }
@@ -523,6 +527,7 @@ static int place(struct coil__worker *w, struct coil__fetch *f)
         idle_remove(s, u);
         f->server = best;
         s->outstanding++;
+        STAT_INC(w, up_busy);
         return start_on(w, f, u);
     }
     {
@@ -541,10 +546,12 @@ static int place(struct coil__worker *w, struct coil__fetch *f)
             return err == -ENOBUFS ? -EBUSY : err;
         }
         s->conns++;
+        STAT_INC(w, up_conns);
         if (s->down_until)
             s->probing = u->probe = true;
         f->server = best;
         s->outstanding++;
+        STAT_INC(w, up_busy);
         f->uc = u;
         u->f = f;
         f->state = F_CONNECTING;
@@ -621,6 +628,7 @@ static void dispatch_queued(struct coil__worker *w, struct pool *p)
                     p->qtail = f;
                 p->qhead = f;
                 p->qlen++;
+                STAT_INC(w, up_queued);
                 return;
             }
             continue;
@@ -654,6 +662,7 @@ static void exchange_done(struct coil__worker *w, struct coil__uconn *u, bool ke
         queue_remove(p, f);
         f->server = (int)u->server;
         s->outstanding++;
+        STAT_INC(w, up_busy);
         int err = start_on(w, f, u);
         if (err < 0)
             fail(w, f, err);

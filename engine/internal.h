@@ -621,6 +621,10 @@ struct coil__counters {
     /* Time-outs by kind (metrics.c): a request head or body too slow (408), an idle keep-alive
      * connection, a send making no progress, a deferred response (504), the drain deadline. */
     _Atomic uint64_t t_header, t_body, t_idle, t_write, t_handler, t_drain;
+    /* Gauges of the pools on this worker (metrics.c): upstream connections open, fetches on
+     * them, fetches waiting for one (client.c); database connections open, queries sent and
+     * not answered, queries waiting for room (pg.c). */
+    _Atomic uint64_t up_conns, up_busy, up_queued, db_conns, db_busy, db_queued;
 };
 
 #define STAT_INC(w, field) STAT_ADD(w, field, 1)

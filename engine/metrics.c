@@ -341,6 +341,27 @@ static void engine(struct coil__mout *o, const struct coil_app *app)
          "Deferred responses aborted: client gone, handler time-out, drain.");
     coil__mout_printf(o, "coil_deferred_aborted_total %llu\n",
                       (unsigned long long)WSUM(app, aborted));
+    const struct {
+        const char *name, *help;
+        uint64_t n;
+    } pools[] = {
+        {"coil_upstream_connections", "Upstream connections open (coil_upstream, --proxy).",
+         WSUM(app, up_conns)},
+        {"coil_upstream_requests_in_flight", "Upstream requests sent on a connection, not done.",
+         WSUM(app, up_busy)},
+        {"coil_upstream_requests_queued", "Upstream requests waiting for a connection.",
+         WSUM(app, up_queued)},
+        {"coil_db_connections", "Database connections open (coil_pg, --database-url).",
+         WSUM(app, db_conns)},
+        {"coil_db_queries_in_flight", "Database queries sent and not yet answered.",
+         WSUM(app, db_busy)},
+        {"coil_db_queries_queued", "Database queries waiting for room on a connection.",
+         WSUM(app, db_queued)},
+    };
+    for (size_t i = 0; i < sizeof(pools) / sizeof(pools[0]); i++) {
+        head(o, pools[i].name, "gauge", pools[i].help);
+        coil__mout_printf(o, "%s %llu\n", pools[i].name, (unsigned long long)pools[i].n);
+    }
     head(o, "coil_jobs_run_total", "counter", "Background jobs run.");
     coil__mout_printf(o, "coil_jobs_run_total %llu\n", (unsigned long long)WSUM(app, jobs_run));
     struct coil_stats st;

@@ -446,6 +446,7 @@ static uint64_t now_ms(struct pool *p)
 static void set_open(struct pool *p, int delta)
 {
     p->open += (unsigned)delta;
+    STAT_ADD(p->w, db_conns, (uint64_t)(int64_t)delta);
     atomic_store_explicit(&p->db->has_link[p->id], p->open > 0, memory_order_relaxed);
 }
 
@@ -534,6 +535,7 @@ static void link_close(struct link *l, int err, const char *why, bool ours)
     l->epoch++;
     /* Take the ring's slots out first: their callbacks may send queries elsewhere. */
     uint32_t n = l->count, h = l->head;
+    STAT_ADD(l->p->w, db_busy, (uint64_t) - (int64_t)l->queries);
     l->count = l->head = l->queries = 0;
     struct slot stack[64], *tmp = n <= 64 ? stack : malloc(n * sizeof(*tmp));
     if (tmp) {
@@ -740,6 +742,7 @@ static bool link_results(struct link *l)
             l->count--;
             if (done.kind == K_QUERY) {
                 l->queries--;
+                STAT_ADD(l->p->w, db_busy, (uint64_t)-1);
                 deliver_result(l->p, &done, done.res);
             } else if (PQresultStatus(done.res) != PGRES_COMMAND_OK) {
                 coil__log("worker %u: database refused statement %s: %s", l->p->id,
@@ -811,6 +814,7 @@ static int link_send(struct link *l, const char *stmt, const char *sql, int n,
     struct slot *s = &l->ring[(l->head + l->count++) % l->cap];
     *s = (struct slot){.fn = fn, .ud = ud, .owner = owner, .deadline_ms = deadline};
     l->queries++;
+    STAT_INC(l->p->w, db_busy);
     if (was_empty)
         sweep_arm(l->p, deadline);
     /* PQpipelineSync flushed what it could; the rest waits for the socket. */
@@ -844,6 +848,7 @@ static void waiter_pop(struct pool *p)
     if (!p->qhead)
         p->qtail = NULL;
     p->qlen--;
+    STAT_ADD(p->w, db_queued, (uint64_t)-1);
 }
 
 /* Sends waiting queries while a link has room. */
@@ -954,6 +959,7 @@ static int enqueue(struct pool *p, const struct coil_pg_query *q, coil_pg_fn fn,
         p->qhead = x;
     p->qtail = x;
     p->qlen++;
+    STAT_INC(p->w, db_queued);
     sweep_arm(p, deadline);
     return 0;
 }

@@ -244,8 +244,29 @@ class DbCase(CoilTestCase):
 
 # ---- HttpArena's async-db and crud reads ------------------------------------------------------
 
+def gauge(port, name):
+    """One unlabelled gauge from /metrics."""
+    text = get(port, "/metrics").body.decode()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
 class ArenaReads(DbCase):
     """The demo on a table that no test here writes to."""
+
+    def test_pool_gauges_in_metrics(self):
+        srv = self.demo("--db-pool", "3")  # 3 connections on each of the 2 workers
+        wait_until(lambda: gauge(srv.port, "coil_db_connections") == 6, timeout=15,
+                   what="6 database connections in coil_db_connections")
+        for _ in range(20):
+            self.assertEqual(get(srv.port, "/async-db?limit=5").status, 200)
+        self.assertEqual(gauge(srv.port, "coil_db_queries_in_flight"), 0)
+        self.assertEqual(gauge(srv.port, "coil_db_queries_queued"), 0)
+        self.pg.kill_connections()
+        wait_until(lambda: gauge(srv.port, "coil_db_connections") == 6, timeout=30,
+                   what="the 6 connections back after they were killed")
 
     def test_async_db_validate_checks(self):
         srv = self.demo()

@@ -81,6 +81,18 @@ class ProxyCase(CoilTestCase):
 # ---- routing ----------------------------------------------------------------------------------
 
 class Routing(ProxyCase):
+    def test_pool_gauges_in_metrics(self):
+        up = self.upstream(canned(b"pooled"))
+        srv = self.proxy(up.url + "/")
+        for _ in range(5):
+            self.assertEqual(get(srv.port, "/up/x").status, 200)
+        text = get(srv.port, "/metrics").body.decode()
+        gauges = {l.split()[0]: int(l.split()[1]) for l in text.splitlines()
+                  if l.startswith("coil_upstream_")}
+        self.assertEqual(gauges, {"coil_upstream_connections": 1,  # kept alive, reused
+                                  "coil_upstream_requests_in_flight": 0,
+                                  "coil_upstream_requests_queued": 0}, text)
+
     def test_prefix_replaced_by_base_path_and_query_kept(self):
         up = self.upstream(canned(b"users", headers=["Content-Type: application/json",
                                                      "X-Up: 1"]))
