@@ -3,6 +3,7 @@
 """perf/bench's arithmetic: turns tool output into metric lines, and the raw runs into the table.
 
     report.py wrk CPU_NS               wrk --latency output (stdin) -> "metric<TAB>value" lines
+                                       (bytes_read: wrk's "read", to the 2 decimals it gives)
     report.py load CPU_NS [BYTES]      coil-load -format json (stdin) -> the same
     report.py table RAW.tsv RATES DAT  the markdown table on stdout; p99 by rate into DAT
 
@@ -42,6 +43,10 @@ def parse_wrk(text, cpu_ns):
         f = line.split()
         if "requests in" in line:
             m["requests"] = int(f[0])
+            # "N requests in 3.00s, 12.34MB read": every byte read, heads included (KB = 1024)
+            size = re.search(r"([\d.]+)([KMGTP]?)B read", line)
+            if size:
+                m["bytes_read"] = round(float(size[1]) * 1024 ** " KMGTP".index(size[2] or " "))
         elif f[:1] == ["Requests/sec:"]:
             m["rps"] = float(f[1])
         elif f[:1] == ["99%"]:
