@@ -567,6 +567,44 @@ static void app_free(struct coil_app *app)
     free(app);
 }
 
+/* ---- the built-in modules --------------------------------------------------------------- */
+
+static const struct builtin {
+    const char *name;
+    int (*setup)(struct coil_app *app);
+    int (*install)(struct coil_app *app);
+} builtins[] = {
+    /* Outermost first: metrics and the access log see every answer, the others' included. */
+    {"metrics", coil__metrics_setup, coil__metrics_install},
+    {"access log", coil__alog_setup, coil__alog_install},
+    {"request id", coil__reqid_setup, coil__reqid_install},
+    {"cors", coil__cors_setup, coil__cors_install},
+    {"ratelimit", coil__ratelimit_setup, coil__ratelimit_install},
+#ifdef COIL_HAVE_AUTH
+    {"auth", coil__auth_setup, coil__auth_install},
+#endif
+#ifdef COIL_HAVE_COMPRESS
+    {"compress", coil__compress_setup, coil__compress_install},
+#endif
+};
+#define NBUILTINS (sizeof(builtins) / sizeof(builtins[0]))
+
+int coil__builtins_setup(struct coil_app *app)
+{
+    for (size_t i = 0; i < NBUILTINS; i++)
+        if (builtins[i].setup(app) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+int coil__builtins_install(struct coil_app *app)
+{
+    for (size_t i = 0; i < NBUILTINS; i++)
+        if (builtins[i].install(app) < 0)
+            return -1;
+    return 0;
+}
+
 /* The engine's modules, composed: who handles which completions and loop events. */
 static void register_modules(void)
 {

@@ -408,6 +408,8 @@ int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status
     rq.deferred = false;
     rq.streaming = false;
     rq.body_open = false;
+    rq.route_status = 0;
+    rq.cut = false;
     mw_setup(w, &rq, w->app->chain);
     int err = coil__res_error(&rq.res, status);
     if (err == 0)

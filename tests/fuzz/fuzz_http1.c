@@ -901,6 +901,7 @@ static void app_init(void)
         app.body_cap = c->lim.max_body_bytes;
     app.parse_lim = c->lim;
     app.parse_lim.max_body_bytes = app.stream_cap > app.body_cap ? app.stream_cap : app.body_cap;
+    REQUIRE(coil__chains_build(&app) == 0); /* no middleware: every chain is empty */
     app.nworkers = 1;
     coil__app = &app;
     memset(big_body, 'b', sizeof(big_body));
