@@ -101,26 +101,8 @@ static char *field(char *p, char *end, struct coil_str s, size_t max, bool json)
     return p;
 }
 
-/* The line is built with these instead of sprintf, which costs more than the rest of it. */
-static char *lit(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-#define LIT(p, s) lit((p), (s), sizeof(s) - 1)
-
-static char *num(char *p, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10));
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
+/* The line is built with coil__put and coil__put_u64, not sprintf, which costs more than
+ * the rest of it. */
 static size_t format_line(struct coil__alog *a, bool combined, struct coil_req *req,
                           const struct coil_done *d, char *out)
 {
@@ -136,59 +118,59 @@ static size_t format_line(struct coil__alog *a, bool combined, struct coil_req *
         struct coil_str ref =
             h->method.len ? coil_req_header(req, "Referer") : (struct coil_str){0};
         p = field(p, end, peer, 64, false);
-        p = LIT(p, " - - [");
-        p = lit(p, a->ts, a->ts_len);
-        p = LIT(p, "] \"");
+        p = COIL_PUT_LIT(p, " - - [");
+        p = coil__put(p, a->ts, a->ts_len);
+        p = COIL_PUT_LIT(p, "] \"");
         if (h->method.len) {
             p = field(p, end, h->method, 32, false);
             *p++ = ' ';
             p = field(p, end, h->target, 2048, false);
-            p = h->minor ? LIT(p, " HTTP/1.1") : LIT(p, " HTTP/1.0");
+            p = h->minor ? COIL_PUT_LIT(p, " HTTP/1.1") : COIL_PUT_LIT(p, " HTTP/1.0");
         } else {
             *p++ = '-';
         }
-        p = LIT(p, "\" ");
-        p = num(p, status);
+        p = COIL_PUT_LIT(p, "\" ");
+        p = coil__put_u64(p, status);
         *p++ = ' ';
-        p = num(p, d->bytes_out);
-        p = LIT(p, " \"");
+        p = coil__put_u64(p, d->bytes_out);
+        p = COIL_PUT_LIT(p, " \"");
         p = field(p, end, ref, 1024, false);
-        p = LIT(p, "\" \"");
+        p = COIL_PUT_LIT(p, "\" \"");
         p = field(p, end, ua, 1024, false);
-        p = LIT(p, "\"\n");
+        p = COIL_PUT_LIT(p, "\"\n");
         return (size_t)(p - out);
     }
     const struct coil_trace *t = coil_req_trace(req);
-    p = LIT(p, "{\"time\":\"");
-    p = lit(p, a->ts, a->ts_len);
+    p = COIL_PUT_LIT(p, "{\"time\":\"");
+    p = coil__put(p, a->ts, a->ts_len);
     *p++ = '.';
     *p++ = (char)('0' + ms / 100);
     *p++ = (char)('0' + ms / 10 % 10);
     *p++ = (char)('0' + ms % 10);
-    p = LIT(p, "Z\",\"peer\":\"");
+    p = COIL_PUT_LIT(p, "Z\",\"peer\":\"");
     p = field(p, end, peer, 64, true);
-    p = LIT(p, "\",\"method\":\"");
+    p = COIL_PUT_LIT(p, "\",\"method\":\"");
     p = field(p, end, h->method, 32, true);
-    p = LIT(p, "\",\"target\":\"");
+    p = COIL_PUT_LIT(p, "\",\"target\":\"");
     p = field(p, end, h->target, 2048, true);
-    p = LIT(p, "\",\"status\":");
-    p = num(p, status);
-    p = LIT(p, ",\"bytes\":");
-    p = num(p, d->bytes_out);
-    p = LIT(p, ",\"bytes_in\":");
-    p = num(p, d->bytes_in);
-    p = LIT(p, ",\"duration_us\":");
-    p = num(p, d->duration_ns / 1000);
-    p = LIT(p, ",\"request_id\":\"");
+    p = COIL_PUT_LIT(p, "\",\"status\":");
+    p = coil__put_u64(p, status);
+    p = COIL_PUT_LIT(p, ",\"bytes\":");
+    p = coil__put_u64(p, d->bytes_out);
+    p = COIL_PUT_LIT(p, ",\"bytes_in\":");
+    p = coil__put_u64(p, d->bytes_in);
+    p = COIL_PUT_LIT(p, ",\"duration_us\":");
+    p = coil__put_u64(p, d->duration_ns / 1000);
+    p = COIL_PUT_LIT(p, ",\"request_id\":\"");
     p = field(p, end, id, 128, true);
-    p = LIT(p, "\",\"trace_id\":\"");
+    p = COIL_PUT_LIT(p, "\",\"trace_id\":\"");
     if (t)
-        p = lit(p, t->trace_id, 32);
-    p = LIT(p, "\",\"user_agent\":\"");
+        p = coil__put(p, t->trace_id, 32);
+    p = COIL_PUT_LIT(p, "\",\"user_agent\":\"");
     p = field(p, end, ua, 1024, true);
-    p = LIT(p, "\",\"route\":\"");
+    p = COIL_PUT_LIT(p, "\",\"route\":\"");
     p = field(p, end, d->route, 512, true);
-    p = d->complete ? LIT(p, "\"}\n") : LIT(p, "\",\"incomplete\":true}\n");
+    p = d->complete ? COIL_PUT_LIT(p, "\"}\n") : COIL_PUT_LIT(p, "\",\"incomplete\":true}\n");
     return (size_t)(p - out);
 }
 

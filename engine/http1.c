@@ -103,27 +103,6 @@ const char *coil__reason(int status)
 
 /* ---- response serialisation ------------------------------------------------------------- */
 
-static char *put(char *p, const char *s, size_t n)
-{
-    memcpy(p, s, n);
-    return p + n;
-}
-
-#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
-
-static char *put_u64(char *p, uint64_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
 static char *put_hex(char *p, uint64_t v)
 {
     static const char digits[] = "0123456789abcdef";
@@ -140,14 +119,14 @@ static char *put_hex(char *p, uint64_t v)
 
 static char *put_status_line(char *p, int status)
 {
-    p = PUT_LIT(p, "HTTP/1.1 ");
+    p = COIL_PUT_LIT(p, "HTTP/1.1 ");
     *p++ = (char)('0' + status / 100);
     *p++ = (char)('0' + status / 10 % 10);
     *p++ = (char)('0' + status % 10);
     *p++ = ' ';
     const char *r = coil__reason(status);
-    p = put(p, r, strlen(r));
-    p = PUT_LIT(p, "\r\nServer: coil\r\n");
+    p = coil__put(p, r, strlen(r));
+    p = COIL_PUT_LIT(p, "\r\nServer: coil\r\n");
     return p;
 }
 
@@ -194,27 +173,27 @@ static long write_response(struct coil__worker *w, struct coil_conn *c, const st
     if (!start)
         return -ENOMEM;
     char *p = put_status_line(start, r->status);
-    p = put(p, w->date_line, w->date_len);
+    p = coil__put(p, w->date_line, w->date_len);
     for (uint32_t i = 0; i < r->nhdrs; i++) {
-        p = put(p, r->hdrs[i].name, r->hdrs[i].name_len);
-        p = PUT_LIT(p, ": ");
-        p = put(p, r->hdrs[i].value, r->hdrs[i].value_len);
-        p = PUT_LIT(p, "\r\n");
+        p = coil__put(p, r->hdrs[i].name, r->hdrs[i].name_len);
+        p = COIL_PUT_LIT(p, ": ");
+        p = coil__put(p, r->hdrs[i].value, r->hdrs[i].value_len);
+        p = COIL_PUT_LIT(p, "\r\n");
     }
     if (body && r->framing == FRAME_LENGTH) {
-        p = PUT_LIT(p, "Content-Length: ");
-        p = put_u64(p, r->length);
-        p = PUT_LIT(p, "\r\n");
+        p = COIL_PUT_LIT(p, "Content-Length: ");
+        p = coil__put_u64(p, r->length);
+        p = COIL_PUT_LIT(p, "\r\n");
     } else if (body && r->framing == FRAME_CHUNKED) {
-        p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
+        p = COIL_PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
     }
     if (r->close)
-        p = PUT_LIT(p, "Connection: close\r\n");
+        p = COIL_PUT_LIT(p, "Connection: close\r\n");
     else if (r->keepalive)
-        p = PUT_LIT(p, "Connection: keep-alive\r\n");
-    p = PUT_LIT(p, "\r\n");
+        p = COIL_PUT_LIT(p, "Connection: keep-alive\r\n");
+    p = COIL_PUT_LIT(p, "\r\n");
     if (with_body)
-        p = put(p, r->body, r->body_len);
+        p = coil__put(p, r->body, r->body_len);
     c->pend->len += (size_t)(p - start);
     return p - start;
 }
@@ -350,11 +329,11 @@ int coil__http1_stream_piece(struct coil__worker *w, struct coil_conn *c, struct
     char *start = p;
     if (rq->chunked) {
         p = put_hex(p, len);
-        p = PUT_LIT(p, "\r\n");
+        p = COIL_PUT_LIT(p, "\r\n");
     }
-    p = put(p, data, len);
+    p = coil__put(p, data, len);
     if (rq->chunked)
-        p = PUT_LIT(p, "\r\n");
+        p = COIL_PUT_LIT(p, "\r\n");
     c->pend->len += (size_t)(p - start);
     rq->bytes_out += (uint64_t)(p - start);
     coil__conn_queue_flush(w, c);

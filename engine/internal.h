@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include "arena.h"
@@ -39,6 +40,26 @@ struct coil__worker;
 int coil__ptimer_arm(struct coil__worker *w, struct coil__ptimer *t, uint64_t due_ns);
 void coil__ptimer_cancel(struct coil__worker *w, struct coil__ptimer *t); /* no-op if unarmed */
 uint64_t coil__clock_ns(void); /* CLOCK_MONOTONIC in nanoseconds */
+
+/* Writers of response heads and log lines: n bytes, or v in decimal, at p; the end. */
+static inline char *coil__put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+#define COIL_PUT_LIT(p, lit) coil__put((p), (lit), sizeof(lit) - 1)
+static inline char *coil__put_u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    while (n)
+        *p++ = tmp[--n];
+    return p;
+}
 
 /* ---- configuration (config.c) ---- */
 
