@@ -258,7 +258,10 @@ class Bodies(ProxyCase):
     def test_20_mib_upload_to_a_slow_reader_memory_bounded(self):
         # The upstream reads the body slowly; coil must stop reading the client (backpressure)
         # instead of holding the upload. Then the upstream answers with what it counted.
-        size = 20 * MIB
+        # Under ASan its allocator and shadow alone grow RSS by 14-17 MiB over such an upload (at
+        # 21afce3 as now): there the upload is 48 MiB and the bound half of it, which holding the
+        # upload would still pass far beyond.
+        size, bound = (48 * MIB, 24) if SANITIZED else (20 * MIB, 16)
         lsock = socket.socket()
         lsock.bind(("127.0.0.1", 0))
         lsock.listen(4)
@@ -308,8 +311,8 @@ class Bodies(ProxyCase):
         self.assertEqual(got["len"], size)
         self.assertIn(b"Content-Length: %d" % size, got["head"])
         growth = (max(samples) - baseline) / 1024
-        self.assertLess(growth, 16, "RSS grew by %.0f MiB for a 20 MiB upload (samples %s)"
-                        % (growth, samples))
+        self.assertLess(growth, bound, "RSS grew by %.0f MiB for a %d MiB upload (samples %s)"
+                        % (growth, size // MIB, samples))
 
     def test_pipelined_requests_with_bodies(self):
         # Bodies read after the handler ran (early routes) must end exactly where the next
