@@ -327,31 +327,46 @@ static uint16_t bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-static int open_listeners(struct coil_app *app)
+/* One listener per worker on *port (0: the kernel picks one, and *port says which). */
+static int open_kind(struct coil_app *app, unsigned kind, uint16_t *port, const char *flag)
 {
-    struct coil__config *cfg = &app->cfg;
+    const struct coil__config *cfg = &app->cfg;
     for (unsigned i = 0; i < app->nworkers; i++) {
-        int fd = open_listener(cfg, cfg->port);
+        int fd = open_listener(cfg, *port);
         if (fd < 0) {
             if (fd == -EADDRINUSE)
                 fprintf(stderr,
                         "coil: cannot listen on %s port %u: the port is in use by another "
-                        "process. Stop it or pick another port with --port.\n",
-                        cfg->bind, cfg->port);
+                        "process. Stop it or pick another port with %s.\n",
+                        cfg->bind, *port, flag);
             else if (fd == -EACCES)
                 fprintf(stderr,
                         "coil: cannot listen on port %u: permission denied (ports below "
                         "1024 need root or CAP_NET_BIND_SERVICE).\n",
-                        cfg->port);
+                        *port);
             else
-                fprintf(stderr, "coil: cannot listen on %s port %u: %s\n", cfg->bind, cfg->port,
+                fprintf(stderr, "coil: cannot listen on %s port %u: %s\n", cfg->bind, *port,
                         strerror(-fd));
             return fd;
         }
-        app->listen_fds[i] = fd;
-        if (cfg->port == 0)
-            cfg->port = bound_port(fd); /* the others join the port the kernel picked */
+        app->listen_fds[i * NLISTENERS + kind] = fd;
+        if (*port == 0)
+            *port = bound_port(fd); /* the others join the port the kernel picked */
     }
+    return 0;
+}
+
+static int open_listeners(struct coil_app *app)
+{
+    int err, tls_port = coil__tls_port(app);
+    if (tls_port >= 0) {
+        uint16_t port = (uint16_t)tls_port;
+        if ((err = open_kind(app, LST_TLS, &port, "--tls-port")) < 0)
+            return err;
+        coil__tls_set_port(app, port);
+    }
+    if (!coil__tls_no_http(app) && (err = open_kind(app, LST_HTTP, &app->cfg.port, "--port")) < 0)
+        return err;
     return 0;
 }
 
@@ -471,8 +486,10 @@ static int start_workers(struct coil_app *app)
         w->id = i;
         w->app = app;
         w->cpu = app->cpus ? app->cpus[i % ncpu] : -1;
-        w->listen_fd = app->listen_fds[i];
-        app->listen_fds[i] = -1;
+        for (unsigned k = 0; k < NLISTENERS; k++) {
+            w->lst[k].fd = app->listen_fds[i * NLISTENERS + k];
+            app->listen_fds[i * NLISTENERS + k] = -1;
+        }
         w->event_fd = -1;
         app->workers[i] = w;
     }
@@ -544,11 +561,12 @@ static void app_free(struct coil_app *app)
     hooks_done(app, app->hooks); /* clean-up hooks an early failure left (no run hook ran) */
     coil__metrics_free(app);     /* its tables hang off the workers */
     coil__alog_free(app);
+    coil__tls_free(app);
     for (unsigned i = 0; app->workers && i < app->nworkers; i++)
         free(app->workers[i]);
     free(app->workers);
     if (app->listen_fds)
-        for (unsigned i = 0; i < app->nworkers; i++)
+        for (unsigned i = 0; i < app->nworkers * NLISTENERS; i++)
             if (app->listen_fds[i] >= 0)
                 close(app->listen_fds[i]);
     free(app->listen_fds);
@@ -574,6 +592,7 @@ static const struct builtin {
     int (*setup)(struct coil_app *app);
     int (*install)(struct coil_app *app);
 } builtins[] = {
+    {"tls", coil__tls_setup, coil__tls_install}, /* a transport: no middleware */
     /* Outermost first: metrics and the access log see every answer, the others' included. */
     {"metrics", coil__metrics_setup, coil__metrics_install},
     {"access log", coil__alog_setup, coil__alog_install},
@@ -621,13 +640,15 @@ int coil__modules_start(struct coil__worker *w)
     coil__mw_worker_seed(w);
     if ((err = coil__tcp_start(w)) < 0 || (err = coil__request_start(w)) < 0 ||
         (err = coil__wait_start(w)) < 0 || (err = coil__client_start(w)) < 0 ||
-        (err = coil__metrics_start(w)) < 0 || (err = coil__alog_start(w)) < 0)
+        (err = coil__metrics_start(w)) < 0 || (err = coil__alog_start(w)) < 0 ||
+        (err = coil__tls_start(w)) < 0)
         return err;
     return 0;
 }
 
 void coil__modules_stop(struct coil__worker *w)
 {
+    coil__tls_stop(w);
     coil__alog_stop(w);
     coil__metrics_stop(w);
     coil__replies_free(w);
@@ -642,10 +663,10 @@ static int prepare(struct coil_app *app)
     app->ncpus = allowed_cpus(&app->cpus);
     app->nworkers = app->cfg.workers ? app->cfg.workers : app->ncpus;
     app->workers = calloc(app->nworkers, sizeof(*app->workers));
-    app->listen_fds = malloc(sizeof(int) * app->nworkers);
+    app->listen_fds = malloc(sizeof(int) * app->nworkers * NLISTENERS);
     if (!app->workers || !app->listen_fds)
         return -ENOMEM;
-    for (unsigned i = 0; i < app->nworkers; i++)
+    for (unsigned i = 0; i < app->nworkers * NLISTENERS; i++)
         app->listen_fds[i] = -1;
     register_modules();
     const char *fail = getenv("COIL_TEST_ALLOC_FAIL");
@@ -702,8 +723,12 @@ int coil_app_run(struct coil_app *app)
     } else {
         const char *b = app->cfg.bind;
         bool v6 = strchr(b, ':') != NULL;
-        coil__log("listening on %s%s%s:%u with %u workers", v6 ? "[" : "", b, v6 ? "]" : "",
-                  app->cfg.port, app->nworkers);
+        if (coil__tls_port(app) >= 0)
+            coil__log("listening for TLS on %s%s%s:%d with %u workers", v6 ? "[" : "", b,
+                      v6 ? "]" : "", coil__tls_port(app), app->nworkers);
+        if (!coil__tls_no_http(app))
+            coil__log("listening on %s%s%s:%u with %u workers", v6 ? "[" : "", b, v6 ? "]" : "",
+                      app->cfg.port, app->nworkers);
     }
     wait_workers(app);
     for (unsigned i = 0; i < app->nthreads; i++)

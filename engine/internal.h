@@ -165,6 +165,7 @@ enum {
     CONN_BUSY = 1u << 10,       /* the protocol is handling input: do not re-enter it */
     CONN_CONNECTING = 1u << 11, /* outbound: the connect is in flight */
     CONN_OUTBOUND = 1u << 12,   /* we connected (an upstream), not accepted */
+    CONN_TLS = 1u << 13,        /* TLS runs over the socket (tls.c: w->tls_conns[idx]) */
 };
 
 struct coil_conn;
@@ -222,6 +223,8 @@ int coil__tcp_start(struct coil__worker *w);
 void coil__tcp_stop(struct coil__worker *w);
 /* Room for n more output bytes at the end of c->pend; NULL on OOM. Commit: c->pend->len += k. */
 char *coil__conn_reserve(struct coil__worker *w, struct coil_conn *c, size_t n);
+/* The same for any output buffer (*bp NULL: a new one), from the worker's pool. */
+char *coil__obuf_reserve(struct coil__worker *w, struct coil__obuf **bp, size_t n);
 void coil__conn_queue_flush(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_schedule(struct coil__worker *w, struct coil_conn *c); /* proto->on_resume */
 void coil__conn_abort(struct coil__worker *w, struct coil_conn *c);
@@ -554,6 +557,26 @@ int coil__auth_setup(struct coil_app *app);
 int coil__auth_install(struct coil_app *app);
 int coil__compress_setup(struct coil_app *app);
 int coil__compress_install(struct coil_app *app);
+
+/* TLS (tls.c) */
+int coil__tls_setup(struct coil_app *app);
+int coil__tls_install(struct coil_app *app);
+void coil__tls_free(struct coil_app *app);
+int coil__tls_port(const struct coil_app *app); /* the TLS listener's port, or -1: none */
+void coil__tls_set_port(struct coil_app *app, uint16_t port); /* the one the kernel picked */
+bool coil__tls_no_http(const struct coil_app *app);           /* --no-http */
+int coil__tls_start(struct coil__worker *w);
+void coil__tls_stop(struct coil__worker *w);
+/* A connection accepted on the TLS listener: its state, and CONN_TLS. 0 or -ENOMEM. */
+int coil__tls_accept(struct coil__worker *w, struct coil_conn *c);
+void coil__tls_close(struct coil__worker *w, struct coil_conn *c); /* frees its state */
+bool coil__tls_handshaking(const struct coil__worker *w, const struct coil_conn *c);
+/* Ciphertext received: decrypted and given to c->proto->on_data. */
+void coil__tls_input(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n);
+void coil__tls_eof(struct coil__worker *w, struct coil_conn *c); /* the socket's EOF */
+/* What to send next: c->pend sealed into records (and a close_notify once the connection closes
+ * after its output), or NULL with nothing to send. -1: the connection must be aborted. */
+int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obuf **out);
 /* Text built for a scrape (metrics.c): coil__mout_printf appends; oom is set on failure. */
 struct coil__mout {
     char *buf;
@@ -646,6 +669,9 @@ struct coil__counters {
      * them, fetches waiting for one (client.c); database connections open, queries sent and
      * not answered, queries waiting for room (pg.c). */
     _Atomic uint64_t up_conns, up_busy, up_queued, db_conns, db_busy, db_queued;
+    /* TLS (tls.c): handshakes completed by version, of which resumed; handshakes failed;
+     * handshakes not finished by the header timeout. */
+    _Atomic uint64_t tls12, tls13, tls_resumed, tls_failed, t_tls;
 };
 
 #define STAT_INC(w, field) STAT_ADD(w, field, 1)
@@ -661,19 +687,26 @@ enum coil__phase {
     PHASE_EXIT,
 };
 
+/* A listening socket of the worker's: plain HTTP or TLS. */
+enum { LST_HTTP, LST_TLS, NLISTENERS };
+struct coil__listener {
+    int fd;                   /* -1: none */
+    bool armed;               /* a multishot accept is in flight */
+    bool paused;              /* EMFILE/ENFILE: waiting before accepting again */
+    bool warned;              /* the pause was logged; cleared by a successful accept */
+    struct coil__timer timer; /* ends the pause */
+};
+
 struct coil__worker {
     unsigned id;
     int cpu; /* pinned to; -1 if not pinned */
     struct coil_app *app;
     struct io_uring ring;
-    int listen_fd;
+    struct coil__listener lst[NLISTENERS];
     int event_fd;           /* wake-up fallback where MSG_RING is missing; -1 otherwise */
     int start_err;          /* -errno from start-up; reported by the main thread */
     const char *start_what; /* what failed at start-up */
     enum coil__phase phase;
-    bool accept_armed;
-    bool accept_paused;      /* EMFILE/ENFILE: waiting before accepting again */
-    bool accept_warned;      /* the pause was logged; cleared by a successful accept */
     bool jobs_due;           /* woken: run inbound jobs after this batch */
     uint64_t now_ms;         /* CLOCK_MONOTONIC, updated once per loop */
     uint64_t now_ns;         /* the same instant in nanoseconds */
@@ -685,7 +718,6 @@ struct coil__worker {
     struct coil_slab conns;
     struct coil_bufpool bufs; /* io_buf_size buffers for partial input and output */
     struct coil__wheel wheel;
-    struct coil__timer accept_timer;
     struct io_uring_buf_ring *br;
     char *br_mem; /* recv_buf_count * recv_buf_size bytes */
     size_t br_ring_bytes;
@@ -719,6 +751,8 @@ struct coil__worker {
     uint64_t ids;                   /* request IDs made here */
     struct coil__wmetrics *metrics; /* this worker's metrics (metrics.c) */
     struct coil__alog *alog;        /* this worker's access log buffers (alog.c) */
+    struct coil__tls **tls_conns;   /* TLS state by connection slot (tls.c), or NULL */
+    char *tls_scratch;              /* decrypted input on its way to the protocol */
     char date_line[48];             /* "Date: ...\r\n" */
     uint32_t date_len;
     int64_t date_sec;
@@ -763,12 +797,13 @@ struct coil_app {
     bool reqid_off;                   /* --request-id off */
     struct coil__metrics *metrics;    /* metrics.c: options and every worker's tables */
     struct coil__alogcfg *alog;       /* alog.c: the access log's options and file */
+    struct coil__tlscfg *tls;         /* tls.c: the TLS listener's options and certificates */
     unsigned nworkers;
     unsigned nthreads; /* worker threads created (joined at exit) */
     struct coil__worker **workers;
     struct coil__chan *chans; /* nworkers * nworkers, [src * n + dst] */
-    int *listen_fds;
-    int *cpus; /* CPUs this process may run on (ncpus) */
+    int *listen_fds;          /* [worker * NLISTENERS + LST_*], until the workers take them */
+    int *cpus;                /* CPUs this process may run on (ncpus) */
     unsigned ncpus;
     bool msg_ring;            /* IORING_OP_MSG_RING available */
     uint64_t fail_alloc;      /* tests: COIL_TEST_ALLOC_FAIL, the allocation that fails */

@@ -261,8 +261,9 @@ static void worker_stop(struct coil__worker *w)
         munmap(w->br_mem, (size_t)w->app->cfg.recv_buf_count * w->app->cfg.recv_buf_size);
     if (w->event_fd >= 0)
         close(w->event_fd);
-    if (w->listen_fd >= 0)
-        close(w->listen_fd);
+    for (unsigned k = 0; k < NLISTENERS; k++)
+        if (w->lst[k].fd >= 0)
+            close(w->lst[k].fd);
     /* Freed one by one (not only by dropping the jemalloc arena) so LeakSanitizer builds can
      * tell a leak from the worker's own memory. */
     if (!w->heap_ready)

@@ -309,16 +309,33 @@ static void engine(struct coil__mout *o, const struct coil_app *app)
     coil__mout_printf(o, "coil_connections_open %llu\n", (unsigned long long)WSUM(app, open));
     head(o, "coil_timeouts_total", "counter",
          "Time-outs by kind: request head or body (408), idle keep-alive, a stalled send, a "
-         "deferred response (504), the drain deadline.");
+         "deferred response (504), the drain deadline, a TLS handshake not done by the header "
+         "timeout.");
     const struct {
         const char *kind;
         uint64_t n;
-    } t[] = {{"header", WSUM(app, t_header)},   {"body", WSUM(app, t_body)},
-             {"idle", WSUM(app, t_idle)},       {"write", WSUM(app, t_write)},
-             {"handler", WSUM(app, t_handler)}, {"drain", WSUM(app, t_drain)}};
+    } t[] = {{"header", WSUM(app, t_header)},    {"body", WSUM(app, t_body)},
+             {"idle", WSUM(app, t_idle)},        {"write", WSUM(app, t_write)},
+             {"handler", WSUM(app, t_handler)},  {"drain", WSUM(app, t_drain)},
+             {"tls_handshake", WSUM(app, t_tls)}};
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
         coil__mout_printf(o, "coil_timeouts_total{kind=\"%s\"} %llu\n", t[i].kind,
                           (unsigned long long)t[i].n);
+    if (coil__tls_port(app) >= 0) {
+        head(o, "coil_tls_handshakes_total", "counter", "TLS handshakes completed, by version.");
+        coil__mout_printf(o, "coil_tls_handshakes_total{version=\"TLSv1.2\"} %llu\n",
+                          (unsigned long long)WSUM(app, tls12));
+        coil__mout_printf(o, "coil_tls_handshakes_total{version=\"TLSv1.3\"} %llu\n",
+                          (unsigned long long)WSUM(app, tls13));
+        head(o, "coil_tls_resumed_total", "counter",
+             "TLS handshakes that resumed a session (a ticket).");
+        coil__mout_printf(o, "coil_tls_resumed_total %llu\n",
+                          (unsigned long long)WSUM(app, tls_resumed));
+        head(o, "coil_tls_handshake_failures_total", "counter",
+             "TLS handshakes refused or broken: protocol, cipher, ALPN, garbage.");
+        coil__mout_printf(o, "coil_tls_handshake_failures_total %llu\n",
+                          (unsigned long long)WSUM(app, tls_failed));
+    }
     head(o, "coil_http_parse_errors_total", "counter",
          "Requests refused before they could be parsed, by the status answered.");
     for (size_t i = 0; i <= NPARSE; i++) {

@@ -95,9 +95,9 @@ int coil__bytes_append(struct coil__worker *w, char **buf, size_t *len, size_t *
     return 0;
 }
 
-char *coil__conn_reserve(struct coil__worker *w, struct coil_conn *c, size_t n)
+char *coil__obuf_reserve(struct coil__worker *w, struct coil__obuf **bp, size_t n)
 {
-    struct coil__obuf *b = c->pend;
+    struct coil__obuf *b = *bp;
     if (b && b->cap - b->len >= n)
         return b->data + b->len;
     size_t used = b ? b->len : 0;
@@ -115,8 +115,13 @@ char *coil__conn_reserve(struct coil__worker *w, struct coil_conn *c, size_t n)
     }
     nb->pooled = pooled;
     nb->cap = cap;
-    c->pend = nb;
+    *bp = nb;
     return nb->data + nb->len;
+}
+
+char *coil__conn_reserve(struct coil__worker *w, struct coil_conn *c, size_t n)
+{
+    return coil__obuf_reserve(w, &c->pend, n);
 }
 
 size_t coil__conn_queued(const struct coil_conn *c)
@@ -187,27 +192,27 @@ static void release_buffers(struct coil__worker *w, struct coil_conn *c)
 
 /* ---- submissions ------------------------------------------------------------------------ */
 
-static void arm_accept(struct coil__worker *w)
+static void arm_accept(struct coil__worker *w, struct coil__listener *l)
 {
     struct io_uring_sqe *sqe = coil__sqe(w);
     if (!sqe) {
         /* Try again shortly rather than never accepting again. */
-        w->accept_paused = true;
-        coil__timer_at(w, &w->accept_timer, w->now_ms + ACCEPT_PAUSE_MS);
+        l->paused = true;
+        coil__timer_at(w, &l->timer, w->now_ms + ACCEPT_PAUSE_MS);
         return;
     }
-    io_uring_prep_multishot_accept(sqe, w->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, UD(OP_ACCEPT, 0, 0));
-    w->accept_armed = true;
+    io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, UD(OP_ACCEPT, l - w->lst, 0));
+    l->armed = true;
 }
 
-static void cancel_accept(struct coil__worker *w)
+static void cancel_accept(struct coil__worker *w, struct coil__listener *l)
 {
     struct io_uring_sqe *sqe = coil__sqe(w);
     if (!sqe)
         return; /* it stays armed until the ring exits: what it accepts while draining is
                  * closed at once (on_accept) */
-    io_uring_prep_cancel64(sqe, UD(OP_ACCEPT, 0, 0), 0);
+    io_uring_prep_cancel64(sqe, UD(OP_ACCEPT, l - w->lst, 0), 0);
     io_uring_sqe_set_data64(sqe, UD(OP_IGNORE, 0, 0));
 }
 
@@ -285,6 +290,11 @@ static void on_conn_timer(struct coil__timer *t, void *ctx)
         return;
     }
     if (c->read_deadline && now >= c->read_deadline && !(c->flags & CONN_PAUSED)) {
+        if ((c->flags & CONN_TLS) && coil__tls_handshaking(w, c)) {
+            STAT_INC(w, t_tls);
+            coil__conn_abort(w, c);
+            return;
+        }
         coil__conn_hold(c);
         c->proto->on_read_timeout(w, c);
         coil__conn_release(w, c);
@@ -300,6 +310,8 @@ static void conn_free(struct coil__worker *w, struct coil_conn *c)
     assert(c->inflight == 0 && !c->rq);
     coil__timer_cancel(&w->wheel, &c->timer);
     release_buffers(w, c);
+    if (c->flags & CONN_TLS)
+        coil__tls_close(w, c);
     close(c->fd);
     w->open--;
     if (c->flags & CONN_OUTBOUND)
@@ -413,14 +425,20 @@ static void on_input(struct coil__worker *w, struct coil_conn *c, int res, const
     if (res > 0 && data) {
         if (!(c->flags & (CONN_LINGER | CONN_CLOSE_AFTER))) {
             c->flags |= CONN_BUSY;
-            c->proto->on_data(w, c, data, (size_t)res);
+            if (c->flags & CONN_TLS)
+                coil__tls_input(w, c, data, (size_t)res);
+            else
+                c->proto->on_data(w, c, data, (size_t)res);
             c->flags &= (uint16_t)~CONN_BUSY;
         }
     } else if (res == 0) {
+        bool tls_eof = (c->flags & (CONN_TLS | CONN_EOF)) == CONN_TLS;
         c->flags |= CONN_EOF;
         if (c->flags & CONN_LINGER)
             coil__conn_abort(w, c);
-        else
+        else if (tls_eof)
+            coil__tls_eof(w, c);
+        else if (!(c->flags & CONN_TLS))
             c->proto->on_eof(w, c);
     } else if (res != -ENOBUFS && res != -ECANCELED) {
         coil__conn_abort(w, c); /* ECONNRESET and friends */
@@ -491,11 +509,19 @@ void coil__conn_schedule(struct coil__worker *w, struct coil_conn *c)
     coil__conn_queue_flush(w, c);
 }
 
+/* Sends what is queued; with nothing left, a connection closing after its output begins the
+ * lingering close. Over TLS the queued plaintext is sealed into records first (and, at the
+ * close, a close_notify follows the last of them). */
 static void flush(struct coil__worker *w, struct coil_conn *c)
 {
     if (c->flags & (CONN_SENDING | CONN_CLOSING))
         return;
-    if (!c->out && c->pend && c->pend->len) {
+    if (!c->out && (c->flags & CONN_TLS)) {
+        if (coil__tls_take(w, c, &c->out) < 0) {
+            coil__conn_abort(w, c);
+            return;
+        }
+    } else if (!c->out && c->pend && c->pend->len) {
         c->out = c->pend;
         c->pend = NULL;
     }
@@ -560,10 +586,12 @@ static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
     coil__buf_free(w, b, b->pooled);
     c->out = NULL;
     c->write_deadline = 0;
-    if (c->pend && c->pend->len) {
+    /* Over TLS, records may wait that the protocol did not queue (tickets, alerts): flush
+     * finds out. */
+    if ((c->pend && c->pend->len) || (c->flags & CONN_TLS)) {
         coil__conn_hold(c); /* a failed submit aborts it: keep the slot until we are done */
         flush(w, c);
-        if (!coil__conn_release(w, c))
+        if (!coil__conn_release(w, c) || (c->flags & CONN_LINGER))
             return;
     } else if (c->flags & CONN_CLOSE_AFTER) {
         begin_linger(w, c);
@@ -577,7 +605,7 @@ static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
 
 /* ---- the listener ----------------------------------------------------------------------- */
 
-static void accept_one(struct coil__worker *w, int fd)
+static void accept_one(struct coil__worker *w, int fd, bool tls)
 {
     uint32_t idx, gen;
     struct coil_conn *c = coil__slab_get(&w->conns, &idx, &gen);
@@ -594,9 +622,10 @@ static void accept_one(struct coil__worker *w, int fd)
     w->open++;
     atomic_store_explicit(&w->stats.open, w->open - w->outbound, memory_order_relaxed);
     STAT_INC(w, connections);
-    /* A connection that never sends a byte is closed silently at the header timeout. */
+    /* A connection that never sends a byte is closed silently at the header timeout (over
+     * TLS: one that has not finished its handshake by then). */
     c->read_deadline = w->now_ms + w->app->cfg.header_timeout_ms;
-    if (arm_recv(w, c) < 0) {
+    if ((tls && coil__tls_accept(w, c) < 0) || arm_recv(w, c) < 0) {
         coil__conn_abort(w, c);
         return;
     }
@@ -670,22 +699,25 @@ static void on_connect(struct coil__worker *w, const struct io_uring_cqe *cqe)
 
 static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
 {
+    uint32_t k = UD_IDX(cqe->user_data);
+    assert(k < NLISTENERS);
+    struct coil__listener *l = &w->lst[k];
     if (!(cqe->flags & IORING_CQE_F_MORE))
-        w->accept_armed = false;
+        l->armed = false;
     if (cqe->res < 0) {
         int e = -cqe->res;
         if (e == ECANCELED || w->phase != PHASE_RUN)
             return;
         if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-            if (!w->accept_warned)
+            if (!l->warned)
                 coil__log("worker %u: accept: %s; pausing accepts for %u ms (raise `ulimit -n` "
                           "or lower --max-conns)",
                           w->id, strerror(e), ACCEPT_PAUSE_MS);
-            w->accept_paused = true;
-            w->accept_warned = true; /* once per episode: cleared by the next accept */
-            if (w->accept_armed)
-                cancel_accept(w);
-            coil__timer_at(w, &w->accept_timer, w->now_ms + ACCEPT_PAUSE_MS);
+            l->paused = true;
+            l->warned = true; /* once per episode: cleared by the next accept */
+            if (l->armed)
+                cancel_accept(w, l);
+            coil__timer_at(w, &l->timer, w->now_ms + ACCEPT_PAUSE_MS);
             return;
         }
         if (e != EINTR && e != ECONNABORTED && e != EAGAIN)
@@ -693,19 +725,21 @@ static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
     } else if (w->phase != PHASE_RUN) {
         close(cqe->res);
     } else {
-        w->accept_warned = false;
-        accept_one(w, cqe->res);
+        l->warned = false;
+        accept_one(w, cqe->res, k == LST_TLS);
     }
-    if (!w->accept_armed && !w->accept_paused && w->phase == PHASE_RUN)
-        arm_accept(w);
+    if (!l->armed && !l->paused && w->phase == PHASE_RUN)
+        arm_accept(w, l);
 }
 
 static void on_accept_timer(struct coil__timer *t, void *ctx)
 {
     struct coil__worker *w = ctx;
-    w->accept_paused = false;
-    if (w->phase == PHASE_RUN && !w->accept_armed)
-        arm_accept(w);
+    struct coil__listener *l =
+        (struct coil__listener *)((char *)t - offsetof(struct coil__listener, timer));
+    l->paused = false;
+    if (w->phase == PHASE_RUN && !l->armed)
+        arm_accept(w, l);
 }
 
 /* ---- worker events ---------------------------------------------------------------------- */
@@ -726,8 +760,11 @@ static void for_each_conn(struct coil__worker *w,
 
 static void serve(struct coil__worker *w)
 {
-    w->accept_timer.cb = on_accept_timer;
-    arm_accept(w);
+    for (struct coil__listener *l = w->lst; l < w->lst + NLISTENERS; l++) {
+        l->timer.cb = on_accept_timer;
+        if (l->fd >= 0)
+            arm_accept(w, l);
+    }
 }
 
 static void drain_conn(struct coil__worker *w, struct coil_conn *c)
@@ -741,12 +778,14 @@ static void drain_conn(struct coil__worker *w, struct coil_conn *c)
 
 static void drain(struct coil__worker *w)
 {
-    coil__timer_cancel(&w->wheel, &w->accept_timer);
-    if (w->accept_armed)
-        cancel_accept(w);
-    if (w->listen_fd >= 0) {
-        close(w->listen_fd); /* the accept request keeps the socket until it is cancelled */
-        w->listen_fd = -1;
+    for (struct coil__listener *l = w->lst; l < w->lst + NLISTENERS; l++) {
+        coil__timer_cancel(&w->wheel, &l->timer);
+        if (l->armed)
+            cancel_accept(w, l);
+        if (l->fd >= 0) {
+            close(l->fd); /* the accept request keeps the socket until it is cancelled */
+            l->fd = -1;
+        }
     }
     for_each_conn(w, drain_conn);
 }

@@ -639,7 +639,8 @@ void fk_worker_start(struct coil__worker *w, struct coil_app *app, uint64_t now_
     next_fd = FK_FD_BASE;
     struct ksock *l = sock_new();
     l->listener = true;
-    w->listen_fd = l->fd;
+    w->lst[LST_HTTP].fd = l->fd;
+    w->lst[LST_TLS].fd = -1;
     if (!br_mem) {
         br_size = app->cfg.recv_buf_size;
         br_mem = malloc(NBUFS * br_size);

@@ -451,7 +451,7 @@ class Engine(MetricsCase):
         s = scrape(srv.port)
         kinds = {lb["kind"]: v for lb, v in s.series("coil_timeouts_total")}
         self.assertEqual(kinds, {"header": 1, "body": 0, "idle": 1, "write": 0, "handler": 1,
-                                 "drain": 0})
+                                 "drain": 0, "tls_handshake": 0})
         self.assertEqual(s.value("coil_http_parse_errors_total", status="408"), 1)
 
     def test_connections_refused_at_max_conns(self):

@@ -50,7 +50,8 @@ static struct coil_app *app_create(unsigned nworkers, uint32_t cap)
         w->id = i;
         w->cpu = -1;
         w->app = app;
-        w->listen_fd = -1;
+        for (unsigned k = 0; k < NLISTENERS; k++)
+            w->lst[k].fd = -1;
         w->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (w->event_fd < 0) {
             fprintf(stderr, "test_chan: eventfd: %s: skipped\n", strerror(errno));

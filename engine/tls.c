@@ -1,0 +1,831 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tls.c: TLS on the worker's ring: OpenSSL 3 runs the handshake and the record layer, fed by
+ * the transport's io_uring receives and draining into its sends, so nothing here ever blocks a
+ * worker or makes a system call of its own. It sits between tcp.c (the socket: bytes in, bytes
+ * out) and the connection's protocol, which sees plaintext exactly as on a plain connection:
+ * tcp.c hands each receive to coil__tls_input, which decrypts into the worker's scratch buffer
+ * and calls proto->on_data; the protocol queues plaintext in c->pend as always, and when
+ * tcp.c is about to send, coil__tls_take seals it into records (ciphertext waits in the
+ * connection's own buffer, never in OpenSSL's).
+ *
+ * OpenSSL meets the ring through a BIO of our own: its read takes from the receive being
+ * handled (OpenSSL keeps any partial record itself), its write appends to the ciphertext
+ * buffer. ALPN picks the protocol (http/1.1 today; the table is where h2 joins). SNI picks a
+ * certificate among --tls-sni's. Certificates live in a set shared by every worker and
+ * replaced whole on SIGHUP: each connection holds a reference to the set it began with, so a
+ * reload never pulls a certificate from under a handshake. Session tickets are stateless, their
+ * keys random per process, shared by all workers and carried across reloads.
+ *
+ * Kernel TLS: --tls-offload auto|kernel|user. The kernel's record layer needs the tls module
+ * (TCP_ULP "tls"); start-up probes for it and says what is in effect. The record layer runs in
+ * user space in every case today: handing a connection's keys to the kernel after the
+ * handshake is not implemented yet, so "kernel" is refused at start-up and "auto" says why
+ * it stays in user space.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "internal.h"
+
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+
+/* Mozilla's "intermediate" TLS 1.2 suites without finite-field DHE: ECDHE key exchange and
+ * AEAD ciphers only; TLS 1.3's three, AES-128 first (as fast as any, and cheaper than AES-256).
+ * A client that puts ChaCha20 first (no AES hardware) gets it. */
+static const char CIPHERS12[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+static const char SUITES13[] =
+    "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+static const char GROUPS[] = "X25519:P-256:P-384";
+#define TICKET_KEYS 80 /* OpenSSL 3's ticket key material: name, HMAC and AES keys */
+
+enum offload { OFFLOAD_AUTO, OFFLOAD_KERNEL, OFFLOAD_USER };
+
+struct sni_opt {
+    char *name; /* "api.example.com" or "*.example.com" */
+    char *cert;
+    char *key;
+};
+
+/* One generation of certificates: the default context and one per --tls-sni name. */
+struct certs {
+    _Atomic unsigned refs;
+    SSL_CTX *dflt;
+    unsigned n;
+    struct {
+        const char *name; /* the option's (lives as long as the app) */
+        SSL_CTX *ctx;
+    } sni[];
+};
+
+struct coil__tlscfg {
+    int port; /* -1: no TLS listener */
+    char *cert, *key;
+    struct sni_opt *sni;
+    unsigned nsni;
+    enum offload offload;
+    bool no_http;
+    BIO_METHOD *bio;
+    pthread_mutex_t lock; /* guards cur */
+    struct certs *cur;
+};
+
+/* A connection's TLS state (w->tls_conns[c->idx]). */
+struct coil__tls {
+    SSL *ssl;
+    struct certs *certs;
+    struct coil__worker *w;
+    struct coil_conn *c;
+    const char *win; /* the receive being handled: what the BIO's read hands OpenSSL */
+    size_t win_len;
+    struct coil__obuf *cpend; /* ciphertext not yet sent */
+    bool oom;                 /* the BIO could not grow cpend */
+    bool fed;                 /* OpenSSL has had input */
+    bool ready;               /* the handshake is done */
+    bool notified;            /* no more records: close_notify or a fatal alert is queued */
+};
+
+/* ---- options ---------------------------------------------------------------------------- */
+
+static int set_port(const char *v, void *ud)
+{
+    struct coil__tlscfg *cfg = ud;
+    char *end;
+    unsigned long p = strtoul(v, &end, 10);
+    if (!*v || *end || p > 65535)
+        return -1;
+    cfg->port = (int)p;
+    return 0;
+}
+
+static int set_path(char **slot, const char *v)
+{
+    char *s = strdup(v);
+    if (!s || !*v) {
+        free(s);
+        return -1;
+    }
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+static int set_cert(const char *v, void *ud)
+{
+    return set_path(&((struct coil__tlscfg *)ud)->cert, v);
+}
+
+static int set_key(const char *v, void *ud)
+{
+    return set_path(&((struct coil__tlscfg *)ud)->key, v);
+}
+
+/* One "NAME=CERT:KEY" (the variable may hold several, separated by commas). */
+static int add_sni(struct coil__tlscfg *cfg, const char *s, size_t len)
+{
+    const char *eq = memchr(s, '=', len);
+    const char *end = s + len;
+    if (!eq || eq == s)
+        return -1;
+    const char *colon = memchr(eq + 1, ':', (size_t)(end - eq - 1));
+    if (!colon || colon == eq + 1 || colon + 1 == end)
+        return -1;
+    struct sni_opt *v = realloc(cfg->sni, (cfg->nsni + 1) * sizeof(*v));
+    if (!v)
+        return -1;
+    cfg->sni = v;
+    struct sni_opt *o = &v[cfg->nsni];
+    o->name = strndup(s, (size_t)(eq - s));
+    o->cert = strndup(eq + 1, (size_t)(colon - eq - 1));
+    o->key = strndup(colon + 1, (size_t)(end - colon - 1));
+    if (!o->name || !o->cert || !o->key) {
+        free(o->name);
+        free(o->cert);
+        free(o->key);
+        return -1;
+    }
+    cfg->nsni++;
+    return 0;
+}
+
+static int set_sni(const char *v, void *ud)
+{
+    while (*v) {
+        const char *comma = strchr(v, ',');
+        size_t len = comma ? (size_t)(comma - v) : strlen(v);
+        if (add_sni(ud, v, len) < 0)
+            return -1;
+        v += len + (comma != NULL);
+    }
+    return 0;
+}
+
+static int set_offload(const char *v, void *ud)
+{
+    struct coil__tlscfg *cfg = ud;
+    if (!strcmp(v, "auto"))
+        cfg->offload = OFFLOAD_AUTO;
+    else if (!strcmp(v, "kernel"))
+        cfg->offload = OFFLOAD_KERNEL;
+    else if (!strcmp(v, "user"))
+        cfg->offload = OFFLOAD_USER;
+    else
+        return -1;
+    return 0;
+}
+
+static int set_no_http(const char *v, void *ud)
+{
+    int b = coil__parse_bool(v);
+    if (b < 0)
+        return -1;
+    ((struct coil__tlscfg *)ud)->no_http = b;
+    return 0;
+}
+
+int coil__tls_setup(struct coil_app *app)
+{
+    struct coil__tlscfg *cfg = calloc(1, sizeof(*cfg));
+    if (!cfg)
+        return -ENOMEM;
+    cfg->port = -1;
+    pthread_mutex_init(&cfg->lock, NULL);
+    app->tls = cfg;
+    if (coil_app_option(app, "tls-port", "COIL_TLS_PORT", "N",
+                        "HTTPS port beside --port (0 picks a free one) [off]", set_port, cfg) < 0 ||
+        coil_app_option(app, "tls-cert", "COIL_TLS_CERT", "PATH",
+                        "PEM certificate, its chain after it (--tls-port)", set_cert, cfg) < 0 ||
+        coil_app_option(app, "tls-key", "COIL_TLS_KEY", "PATH", "PEM private key (--tls-port)",
+                        set_key, cfg) < 0 ||
+        coil_app_option(app, "tls-sni", "COIL_TLS_SNI", "NAME=CERT:KEY",
+                        "another server name's certificate, repeatable (\"*.example.com\" "
+                        "covers one label; the variable takes a comma-separated list)",
+                        set_sni, cfg) < 0 ||
+        coil_app_option(app, "tls-offload", "COIL_TLS_OFFLOAD", "auto|kernel|user",
+                        "where TLS records are encrypted: the kernel's tls module or OpenSSL "
+                        "[auto]",
+                        set_offload, cfg) < 0 ||
+        coil__app_flag(app, "no-http", "COIL_NO_HTTP",
+                       "no plain-HTTP listener: serve only --tls-port", set_no_http, cfg) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+/* ---- certificates ----------------------------------------------------------------------- */
+
+/* The first error OpenSSL queued, as text, and the queue cleared. */
+static const char *ssl_error(char *buf, size_t cap)
+{
+    unsigned long e = ERR_peek_error();
+    if (e)
+        ERR_error_string_n(e, buf, cap);
+    else
+        snprintf(buf, cap, "%s", strerror(errno ? errno : EINVAL));
+    ERR_clear_error();
+    return buf;
+}
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg);
+static int sni_select(SSL *ssl, int *alert, void *arg);
+
+/* A context with coil's protocol settings and one certificate; NULL after printing why. */
+static SSL_CTX *ctx_new(const char *cert, const char *key, const char *what)
+{
+    char err[256];
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (!ctx) {
+        fprintf(stderr, "coil: TLS: %s\n", ssl_error(err, sizeof(err)));
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
+                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* Stateless tickets only: no server-side cache for the workers to share and lock. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 1);
+    /* An idle keep-alive connection gives its record buffers back. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    SSL_CTX_set_tlsext_servername_callback(ctx, sni_select);
+    if (SSL_CTX_set_cipher_list(ctx, CIPHERS12) != 1 ||
+        SSL_CTX_set_ciphersuites(ctx, SUITES13) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, GROUPS) != 1) {
+        fprintf(stderr, "coil: TLS: %s\n", ssl_error(err, sizeof(err)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        fprintf(stderr, "coil: %s %s: %s\n", what, cert, ssl_error(err, sizeof(err)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        fprintf(stderr, "coil: %s key %s: %s\n", what, key, ssl_error(err, sizeof(err)));
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        fprintf(stderr, "coil: %s: the key %s does not match the certificate %s\n", what, key,
+                cert);
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+static void certs_put(struct certs *s)
+{
+    if (!s || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    SSL_CTX_free(s->dflt);
+    for (unsigned i = 0; i < s->n; i++)
+        SSL_CTX_free(s->sni[i].ctx);
+    free(s);
+}
+
+/* Loads every certificate the options name; NULL after printing why. prev (a reload) gives
+ * the ticket keys, so sessions issued before it still resume. */
+static struct certs *certs_load(const struct coil__tlscfg *cfg, const struct certs *prev)
+{
+    struct certs *s = calloc(1, sizeof(*s) + cfg->nsni * sizeof(s->sni[0]));
+    if (!s) {
+        fprintf(stderr, "coil: TLS: out of memory\n");
+        return NULL;
+    }
+    atomic_init(&s->refs, 1);
+    s->dflt = ctx_new(cfg->cert, cfg->key, "--tls-cert");
+    for (unsigned i = 0; s->dflt && i < cfg->nsni; i++, s->n++) {
+        s->sni[i].name = cfg->sni[i].name;
+        s->sni[i].ctx = ctx_new(cfg->sni[i].cert, cfg->sni[i].key, "--tls-sni");
+        if (!s->sni[i].ctx)
+            break;
+    }
+    if (!s->dflt || s->n < cfg->nsni) {
+        certs_put(s);
+        return NULL;
+    }
+    unsigned char keys[TICKET_KEYS];
+    if (prev && (SSL_CTX_get_tlsext_ticket_keys(prev->dflt, keys, sizeof(keys)) != 1 ||
+                 SSL_CTX_set_tlsext_ticket_keys(s->dflt, keys, sizeof(keys)) != 1))
+        ERR_clear_error(); /* new keys: older sessions make a full handshake */
+    return s;
+}
+
+/* The current set, with a reference for the caller. */
+static struct certs *certs_get(struct coil__tlscfg *cfg)
+{
+    pthread_mutex_lock(&cfg->lock);
+    struct certs *s = cfg->cur;
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&cfg->lock);
+    return s;
+}
+
+/* SIGHUP (main thread): new handshakes use the files as they are now. */
+static void reload(void *ud)
+{
+    struct coil__tlscfg *cfg = ud;
+    struct certs *prev = certs_get(cfg);
+    struct certs *s = certs_load(cfg, prev);
+    certs_put(prev);
+    if (!s) {
+        coil__log("TLS reload: the files above are not usable; keeping the certificates in use");
+        return;
+    }
+    pthread_mutex_lock(&cfg->lock);
+    prev = cfg->cur;
+    cfg->cur = s;
+    pthread_mutex_unlock(&cfg->lock);
+    certs_put(prev);
+    coil__log("TLS reload: certificates loaded");
+}
+
+/* ---- handshake callbacks ---------------------------------------------------------------- */
+
+/* The protocols ALPN may pick, in the server's order of preference. */
+static const struct {
+    const char *name; /* as on the wire: length, then the name */
+    const struct coil__proto *proto;
+} alpn_protos[] = {
+    {"\x08http/1.1", &coil__http1},
+};
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    for (size_t k = 0; k < sizeof(alpn_protos) / sizeof(alpn_protos[0]); k++) {
+        const unsigned char *want = (const unsigned char *)alpn_protos[k].name;
+        for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
+            if (in[i] == want[0] && i + 1u + in[i] <= inlen &&
+                !memcmp(in + i + 1, want + 1, want[0])) {
+                *out = in + i + 1;
+                *outlen = in[i];
+                return SSL_TLSEXT_ERR_OK;
+            }
+        }
+    }
+    /* RFC 7301: a client that offers only protocols we do not speak gets a fatal alert. */
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* name matches pattern: equal ignoring case, or pattern "*.rest" and name one label + ".rest". */
+static bool name_matches(const char *pattern, const char *name)
+{
+    if (pattern[0] != '*' || pattern[1] != '.')
+        return strcasecmp(pattern, name) == 0;
+    const char *dot = strchr(name, '.');
+    return dot && dot != name && strcasecmp(pattern + 1, dot) == 0;
+}
+
+static int sni_select(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    (void)arg;
+    struct coil__tls *t = SSL_get_app_data(ssl);
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (!t || !name)
+        return SSL_TLSEXT_ERR_OK;
+    for (unsigned i = 0; i < t->certs->n; i++) {
+        if (name_matches(t->certs->sni[i].name, name)) {
+            SSL_set_SSL_CTX(ssl, t->certs->sni[i].ctx);
+            break;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK; /* an unknown name gets the default certificate */
+}
+
+/* ---- the BIO between OpenSSL and the ring ----------------------------------------------- */
+
+static int bio_read(BIO *b, char *out, int len)
+{
+    struct coil__tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (!t->win_len) {
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    size_t n = t->win_len < (size_t)len ? t->win_len : (size_t)len;
+    memcpy(out, t->win, n);
+    t->win += n;
+    t->win_len -= n;
+    return (int)n;
+}
+
+static int bio_write(BIO *b, const char *in, int len)
+{
+    struct coil__tls *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    char *p = coil__obuf_reserve(t->w, &t->cpend, (size_t)len);
+    if (!p) {
+        t->oom = true;
+        return -1;
+    }
+    memcpy(p, in, (size_t)len);
+    t->cpend->len += (size_t)len;
+    return len;
+}
+
+static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH; /* written bytes are queued at once: flushing is a no-op */
+}
+
+static int bio_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+/* ---- start-up --------------------------------------------------------------------------- */
+
+/* Whether the kernel can take TLS records (the tls module): "" if so, else why not. */
+static const char *probe_ktls(char *why, size_t cap)
+{
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    why[0] = '\0';
+    if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
+        getsockname(l, (struct sockaddr *)&a, &len) < 0 ||
+        connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
+        snprintf(why, cap, "could not probe for it: %s", strerror(errno));
+    else if (setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
+        snprintf(why, cap,
+                 "kernel TLS is not available: setsockopt TCP_ULP \"tls\": %s (load the tls "
+                 "module with `modprobe tls`, or the kernel lacks CONFIG_TLS)",
+                 strerror(errno));
+    if (l >= 0)
+        close(l);
+    if (c >= 0)
+        close(c);
+    return why;
+}
+
+int coil__tls_install(struct coil_app *app)
+{
+    struct coil__tlscfg *cfg = app->tls;
+    if (cfg->port < 0) {
+        if (cfg->cert || cfg->key || cfg->nsni || cfg->no_http) {
+            fprintf(stderr, "coil: --tls-cert, --tls-key, --tls-sni and --no-http need "
+                            "--tls-port\n");
+            return -1;
+        }
+        return 0;
+    }
+    if (!cfg->cert || !cfg->key) {
+        fprintf(stderr, "coil: --tls-port needs --tls-cert and --tls-key\n");
+        return -1;
+    }
+    if (cfg->port && cfg->port == app->cfg.port && !cfg->no_http) {
+        fprintf(stderr, "coil: --tls-port %d is --port too: give TLS a port of its own\n",
+                cfg->port);
+        return -1;
+    }
+    char why[256];
+    probe_ktls(why, sizeof(why));
+    if (cfg->offload == OFFLOAD_KERNEL) {
+        fprintf(stderr, "coil: --tls-offload kernel: %s\n",
+                why[0] ? why
+                       : "handing TLS keys to the kernel is not implemented in this build; use "
+                         "--tls-offload auto or user");
+        return -1;
+    }
+    cfg->cur = certs_load(cfg, NULL);
+    if (!cfg->cur)
+        return -1;
+    cfg->bio = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coil ring");
+    if (!cfg->bio || !BIO_meth_set_read(cfg->bio, bio_read) ||
+        !BIO_meth_set_write(cfg->bio, bio_write) || !BIO_meth_set_ctrl(cfg->bio, bio_ctrl) ||
+        !BIO_meth_set_create(cfg->bio, bio_create) || coil_app_on_reload(app, reload, cfg) < 0) {
+        fprintf(stderr, "coil: TLS: out of memory\n");
+        return -1;
+    }
+    if (cfg->offload == OFFLOAD_USER)
+        coil__log("TLS record layer: user space (--tls-offload user)");
+    else if (why[0])
+        coil__log("TLS record layer: user space (%s)", why);
+    else
+        coil__log("TLS record layer: user space (the tls module is loaded, but handing keys to "
+                  "the kernel is not implemented in this build)");
+    return 0;
+}
+
+void coil__tls_free(struct coil_app *app)
+{
+    struct coil__tlscfg *cfg = app->tls;
+    if (!cfg)
+        return;
+    certs_put(cfg->cur);
+    BIO_meth_free(cfg->bio);
+    for (unsigned i = 0; i < cfg->nsni; i++) {
+        free(cfg->sni[i].name);
+        free(cfg->sni[i].cert);
+        free(cfg->sni[i].key);
+    }
+    free(cfg->sni);
+    free(cfg->cert);
+    free(cfg->key);
+    pthread_mutex_destroy(&cfg->lock);
+    free(cfg);
+    app->tls = NULL;
+}
+
+int coil__tls_port(const struct coil_app *app)
+{
+    return app->tls ? app->tls->port : -1;
+}
+
+bool coil__tls_no_http(const struct coil_app *app)
+{
+    return app->tls && app->tls->no_http;
+}
+
+void coil__tls_set_port(struct coil_app *app, uint16_t port)
+{
+    app->tls->port = port;
+}
+
+/* ---- per worker ------------------------------------------------------------------------- */
+
+int coil__tls_start(struct coil__worker *w)
+{
+    if (coil__tls_port(w->app) < 0)
+        return 0;
+    size_t n = w->app->cfg.max_conns;
+    w->tls_conns = coil__walloc(&w->wa, n * sizeof(*w->tls_conns));
+    w->tls_scratch = coil__walloc(&w->wa, w->app->cfg.recv_buf_size);
+    if (!w->tls_conns || !w->tls_scratch)
+        return -ENOMEM;
+    memset(w->tls_conns, 0, n * sizeof(*w->tls_conns));
+    return 0;
+}
+
+void coil__tls_stop(struct coil__worker *w)
+{
+    coil__wfree(&w->wa, w->tls_conns);
+    coil__wfree(&w->wa, w->tls_scratch);
+    w->tls_conns = NULL;
+    w->tls_scratch = NULL;
+}
+
+/* ---- per connection --------------------------------------------------------------------- */
+
+static struct coil__tls *tls_of(const struct coil__worker *w, const struct coil_conn *c)
+{
+    return w->tls_conns[c->idx];
+}
+
+int coil__tls_accept(struct coil__worker *w, struct coil_conn *c)
+{
+    struct coil__tlscfg *cfg = w->app->tls;
+    struct coil__tls *t = coil__walloc(&w->wa, sizeof(*t));
+    if (!t)
+        return -ENOMEM;
+    memset(t, 0, sizeof(*t));
+    t->w = w;
+    t->c = c;
+    t->certs = certs_get(cfg);
+    t->ssl = SSL_new(t->certs->dflt);
+    BIO *bio = t->ssl ? BIO_new(cfg->bio) : NULL;
+    if (!bio) {
+        SSL_free(t->ssl);
+        certs_put(t->certs);
+        coil__wfree(&w->wa, t);
+        ERR_clear_error();
+        return -ENOMEM;
+    }
+    BIO_set_data(bio, t);
+    SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways: the SSL owns its one reference */
+    SSL_set_app_data(t->ssl, t);
+    SSL_set_accept_state(t->ssl);
+    w->tls_conns[c->idx] = t;
+    c->flags |= CONN_TLS;
+    return 0;
+}
+
+void coil__tls_close(struct coil__worker *w, struct coil_conn *c)
+{
+    struct coil__tls *t = tls_of(w, c);
+    if (!t)
+        return;
+    w->tls_conns[c->idx] = NULL;
+    SSL_free(t->ssl);
+    certs_put(t->certs);
+    coil__buf_free(w, t->cpend, t->cpend ? t->cpend->pooled : 0);
+    coil__wfree(&w->wa, t);
+}
+
+bool coil__tls_handshaking(const struct coil__worker *w, const struct coil_conn *c)
+{
+    return !tls_of(w, c)->ready;
+}
+
+/* The connection's TLS is over: send what OpenSSL queued (an alert), then close. */
+static void fail(struct coil__worker *w, struct coil_conn *c, struct coil__tls *t, int err)
+{
+    if (coil__debugging()) {
+        char buf[256];
+        const char *peer;
+        size_t n = coil__conn_peer(w, c, &peer);
+        coil__debug("TLS %s with %.*s failed: %s", t->ready ? "connection" : "handshake", (int)n,
+                    peer, err == SSL_ERROR_SSL ? ssl_error(buf, sizeof(buf)) : "connection error");
+    }
+    ERR_clear_error();
+    if (!t->ready)
+        STAT_INC(w, tls_failed);
+    t->notified = true; /* after a fatal alert, nothing more */
+    if (t->oom || !t->cpend || !t->cpend->len) {
+        coil__conn_abort(w, c);
+        return;
+    }
+    coil__conn_close_after(w, c);
+}
+
+static void handshake_done(struct coil__worker *w, struct coil_conn *c, struct coil__tls *t)
+{
+    t->ready = true;
+    const unsigned char *name;
+    unsigned len;
+    SSL_get0_alpn_selected(t->ssl, &name, &len);
+    for (size_t k = 0; len && k < sizeof(alpn_protos) / sizeof(alpn_protos[0]); k++)
+        if (len == (unsigned char)alpn_protos[k].name[0] &&
+            !memcmp(name, alpn_protos[k].name + 1, len))
+            c->proto = alpn_protos[k].proto;
+    if (SSL_version(t->ssl) == TLS1_3_VERSION)
+        STAT_INC(w, tls13);
+    else
+        STAT_INC(w, tls12);
+    if (SSL_session_reused(t->ssl))
+        STAT_INC(w, tls_resumed);
+    /* The first request's head has its own header timeout, from now. */
+    c->read_deadline = w->now_ms + w->app->cfg.header_timeout_ms;
+    coil__conn_set_timer(w, c);
+}
+
+/* Decrypts what is there into the scratch buffer and hands it to the protocol, until OpenSSL
+ * wants more bytes or the connection stops reading. */
+static void read_records(struct coil__worker *w, struct coil_conn *c, struct coil__tls *t)
+{
+    char *buf = w->tls_scratch;
+    size_t cap = w->app->cfg.recv_buf_size;
+    for (;;) {
+        size_t n = 0;
+        int r = 1, err = SSL_ERROR_NONE;
+        while (n < cap) {
+            ERR_clear_error();
+            r = SSL_read(t->ssl, buf + n, (int)(cap - n));
+            if (r <= 0) {
+                err = SSL_get_error(t->ssl, r);
+                break;
+            }
+            n += (size_t)r;
+        }
+        if (n) {
+            c->proto->on_data(w, c, buf, n);
+            if (c->flags & (CONN_CLOSING | CONN_LINGER | CONN_CLOSE_AFTER))
+                return;
+        }
+        if (r > 0)
+            continue; /* the scratch buffer filled up: there may be more */
+        if (err == SSL_ERROR_WANT_READ)
+            return;
+        if (err == SSL_ERROR_ZERO_RETURN) { /* the peer's close_notify: its end of input */
+            c->flags |= CONN_EOF;
+            c->proto->on_eof(w, c);
+            return;
+        }
+        fail(w, c, t, err);
+        return;
+    }
+}
+
+/* A plain HTTP request on the TLS port (a TLS client's first byte is 22, a handshake record):
+ * told so in plain HTTP, as a browser shows it, then closed. */
+static void plain_http(struct coil__worker *w, struct coil_conn *c, struct coil__tls *t)
+{
+    static const char body[] = "This port speaks HTTPS: use https:// in the URL.\n";
+    char head[160];
+    int hn = snprintf(head, sizeof(head),
+                      "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                      sizeof(body) - 1);
+    char *p = coil__obuf_reserve(w, &t->cpend, (size_t)hn + sizeof(body) - 1);
+    if (!p) {
+        coil__conn_abort(w, c);
+        return;
+    }
+    memcpy(p, head, (size_t)hn);
+    memcpy(p + hn, body, sizeof(body) - 1);
+    t->cpend->len += (size_t)hn + sizeof(body) - 1;
+    STAT_INC(w, tls_failed);
+    t->notified = true;
+    coil__conn_close_after(w, c);
+}
+
+void coil__tls_input(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n)
+{
+    struct coil__tls *t = tls_of(w, c);
+    if (t->notified || (c->flags & CONN_EOF))
+        return; /* nothing more is read after an alert or the peer's close_notify */
+    if (!t->fed && data[0] >= 'A' && data[0] <= 'Z') {
+        plain_http(w, c, t);
+        return;
+    }
+    t->fed = true;
+    t->win = data;
+    t->win_len = n;
+    if (!t->ready) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(t->ssl);
+        if (r == 1) {
+            handshake_done(w, c, t);
+        } else {
+            int err = SSL_get_error(t->ssl, r);
+            if (err != SSL_ERROR_WANT_READ || t->oom)
+                fail(w, c, t, err);
+            else if (t->cpend && t->cpend->len)
+                coil__conn_queue_flush(w, c);
+            t->win_len = 0;
+            return;
+        }
+    }
+    read_records(w, c, t);
+    t->win_len = 0;
+    if (t->oom)
+        coil__conn_abort(w, c);
+    else if (t->cpend && t->cpend->len && !(c->flags & CONN_CLOSING))
+        coil__conn_queue_flush(w, c); /* handshake output, tickets, a key update's answer */
+}
+
+/* The socket reached EOF without a close_notify. */
+void coil__tls_eof(struct coil__worker *w, struct coil_conn *c)
+{
+    struct coil__tls *t = tls_of(w, c);
+    if (!t->ready) {
+        coil__conn_abort(w, c);
+        return;
+    }
+    /* A truncation attack only matters where framing does not: the protocol decides (HTTP/1.1
+     * answers what it has and treats an unfinished request as an aborted one). */
+    c->proto->on_eof(w, c);
+}
+
+int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obuf **out)
+{
+    struct coil__tls *t = tls_of(w, c);
+    *out = NULL;
+    if (t->ready && !t->notified && c->pend && c->pend->len) {
+        struct coil__obuf *p = c->pend;
+        ERR_clear_error();
+        for (size_t off = 0; off < p->len;) {
+            size_t n = p->len - off;
+            int r = SSL_write(t->ssl, p->data + off, n < (1u << 30) ? (int)n : (1 << 30));
+            if (r <= 0) {
+                ERR_clear_error();
+                return -1;
+            }
+            off += (size_t)r;
+        }
+        c->pend = NULL;
+        coil__buf_free(w, p, p->pooled);
+    }
+    if ((c->flags & CONN_CLOSE_AFTER) && t->ready && !t->notified && !(c->pend && c->pend->len)) {
+        t->notified = true;
+        ERR_clear_error();
+        SSL_shutdown(t->ssl); /* queues close_notify; the peer's is not awaited */
+        ERR_clear_error();
+    }
+    if (t->oom)
+        return -1;
+    if (t->cpend && t->cpend->len) {
+        *out = t->cpend;
+        t->cpend = NULL;
+    }
+    return 0;
+}
