@@ -126,7 +126,7 @@ char *coil__conn_reserve(struct coil__worker *w, struct coil_conn *c, size_t n)
 
 size_t coil__conn_queued(const struct coil_conn *c)
 {
-    size_t n = c->pend ? c->pend->len : 0;
+    size_t n = c->pend ? c->pend->len - c->pend->sent : 0; /* TLS seals pend in parts */
     if (c->out)
         n += c->out->len - c->out->sent;
     return n;

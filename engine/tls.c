@@ -55,7 +55,10 @@ static const char CIPHERS12[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-
 static const char SUITES13[] =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 static const char GROUPS[] = "X25519:P-256:P-384";
-#define TICKET_KEYS 80 /* OpenSSL 3's ticket key material: name, HMAC and AES keys */
+#define TICKET_KEYS 80             /* OpenSSL 3's ticket key material: name, HMAC and AES keys */
+#define RECORD_MAX 16384u          /* plaintext bytes per record */
+#define RECORD_OVERHEAD 64u        /* header, tag, TLS 1.3's inner type, with room to spare */
+#define SEAL_MAX (15 * RECORD_MAX) /* sealed per send: fits a 256 KiB buffer */
 
 enum offload { OFFLOAD_AUTO, OFFLOAD_KERNEL, OFFLOAD_USER };
 
@@ -800,22 +803,27 @@ int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obu
 {
     struct coil__tls *t = tls_of(w, c);
     *out = NULL;
-    if (t->ready && !t->notified && c->pend && c->pend->len) {
-        struct coil__obuf *p = c->pend;
+    struct coil__obuf *p = c->pend;
+    if (t->ready && !t->notified && p && p->len) {
+        /* At most SEAL_MAX per send, so a large response costs a bounded ciphertext buffer; the
+         * rest waits in c->pend behind p->sent (a plain connection never uses pend's sent). */
+        size_t n = p->len - p->sent < SEAL_MAX ? p->len - p->sent : SEAL_MAX;
+        size_t records = n / RECORD_MAX + 1;
+        if (!coil__obuf_reserve(w, &t->cpend, n + records * RECORD_OVERHEAD))
+            return -1;
         ERR_clear_error();
-        for (size_t off = 0; off < p->len;) {
-            size_t n = p->len - off;
-            int r = SSL_write(t->ssl, p->data + off, n < (1u << 30) ? (int)n : (1 << 30));
-            if (r <= 0) {
-                ERR_clear_error();
-                return -1;
-            }
-            off += (size_t)r;
+        int r = SSL_write(t->ssl, p->data + p->sent, (int)n);
+        if (r <= 0 || (size_t)r != n) {
+            ERR_clear_error();
+            return -1;
         }
-        c->pend = NULL;
-        coil__buf_free(w, p, p->pooled);
+        p->sent += n;
+        if (p->sent == p->len) {
+            c->pend = NULL;
+            coil__buf_free(w, p, p->pooled);
+        }
     }
-    if ((c->flags & CONN_CLOSE_AFTER) && t->ready && !t->notified && !(c->pend && c->pend->len)) {
+    if ((c->flags & CONN_CLOSE_AFTER) && t->ready && !t->notified && !c->pend) {
         t->notified = true;
         ERR_clear_error();
         SSL_shutdown(t->ssl); /* queues close_notify; the peer's is not awaited */
