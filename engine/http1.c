@@ -1015,7 +1015,7 @@ static void on_read_timeout(struct coil__worker *w, struct coil_conn *c)
         reject(w, c, 408);
     } else if (!coil__conn_queued(c)) {
         STAT_INC(w, t_idle);
-        coil__conn_abort(w, c); /* idle keep-alive: silent close */
+        coil__conn_close_idle(w, c); /* idle keep-alive: silent close */
     } else {
         c->read_deadline = 0;
         coil__conn_set_timer(w, c);
@@ -1033,7 +1033,7 @@ static void on_sent(struct coil__worker *w, struct coil_conn *c)
     if (coil__conn_queued(c))
         return;
     if (!c->in && w->phase != PHASE_RUN) {
-        coil__conn_abort(w, c); /* draining: idle now */
+        coil__conn_close_idle(w, c); /* draining: idle now */
         return;
     }
     if (!c->in) {
@@ -1058,7 +1058,7 @@ static void on_abort(struct coil__worker *w, struct coil_conn *c)
 static void on_drain(struct coil__worker *w, struct coil_conn *c)
 {
     if (!c->rq && !c->in && !coil__conn_queued(c) && !(c->flags & CONN_SENDING))
-        coil__conn_abort(w, c);
+        coil__conn_close_idle(w, c);
 }
 
 const struct coil__proto coil__http1 = {

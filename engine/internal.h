@@ -148,6 +148,8 @@ struct coil__obuf {
     size_t cap;  /* bytes allocated for data */
     size_t sent; /* bytes the kernel accepted */
     uint8_t pooled;
+    uint8_t rtype; /* kernel TLS: a record of this content type (tls.c); 0: plain bytes */
+    bool proto;    /* carries the protocol's bytes (not only TLS's own records) */
     _Alignas(16) char data[];
 };
 
@@ -165,7 +167,7 @@ enum {
     CONN_BUSY = 1u << 10,       /* the protocol is handling input: do not re-enter it */
     CONN_CONNECTING = 1u << 11, /* outbound: the connect is in flight */
     CONN_OUTBOUND = 1u << 12,   /* we connected (an upstream), not accepted */
-    CONN_TLS = 1u << 13,        /* TLS runs over the socket (tls.c: w->tls_conns[idx]) */
+    CONN_TLS = 1u << 13,        /* TLS runs over the socket (tls.c keeps its state by idx) */
 };
 
 struct coil_conn;
@@ -233,6 +235,8 @@ void coil__conn_abort(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_hold(struct coil_conn *c);
 bool coil__conn_release(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_close_after(struct coil__worker *w, struct coil_conn *c);
+/* Closes a connection with nothing in flight: at once, or over TLS after a close_notify. */
+void coil__conn_close_idle(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_pause(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_unpause(struct coil__worker *w, struct coil_conn *c);
 void coil__conn_set_timer(struct coil__worker *w, struct coil_conn *c);
@@ -575,8 +579,12 @@ bool coil__tls_handshaking(const struct coil__worker *w, const struct coil_conn 
 void coil__tls_input(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n);
 void coil__tls_eof(struct coil__worker *w, struct coil_conn *c); /* the socket's EOF */
 /* What to send next: c->pend sealed into records (and a close_notify once the connection closes
- * after its output), or NULL with nothing to send. -1: the connection must be aborted. */
+ * after its output), or NULL with nothing to send; (*out)->proto says whether any of it is the
+ * protocol's. -1: the connection must be aborted. */
 int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obuf **out);
+/* Prepares sqe to send n bytes at data as one TLS record of content type rtype (kernel TLS). */
+void coil__tls_prep_record(struct coil__worker *w, struct coil_conn *c, struct io_uring_sqe *sqe,
+                           const char *data, size_t n, uint8_t rtype);
 /* Text built for a scrape (metrics.c): coil__mout_printf appends; oom is set on failure. */
 struct coil__mout {
     char *buf;
@@ -672,6 +680,7 @@ struct coil__counters {
     /* TLS (tls.c): handshakes completed by version, of which resumed; handshakes failed;
      * handshakes not finished by the header timeout. */
     _Atomic uint64_t tls12, tls13, tls_resumed, tls_failed, t_tls;
+    _Atomic uint64_t tls_ktx; /* handshakes whose sending went to the kernel's TLS */
 };
 
 #define STAT_INC(w, field) STAT_ADD(w, field, 1)
@@ -751,8 +760,7 @@ struct coil__worker {
     uint64_t ids;                   /* request IDs made here */
     struct coil__wmetrics *metrics; /* this worker's metrics (metrics.c) */
     struct coil__alog *alog;        /* this worker's access log buffers (alog.c) */
-    struct coil__tls **tls_conns;   /* TLS state by connection slot (tls.c), or NULL */
-    char *tls_scratch;              /* decrypted input on its way to the protocol */
+    struct coil__tlsw *tls;         /* this worker's TLS connections (tls.c), or NULL */
     char date_line[48];             /* "Date: ...\r\n" */
     uint32_t date_len;
     int64_t date_sec;

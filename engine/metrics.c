@@ -331,6 +331,10 @@ static void engine(struct coil__mout *o, const struct coil_app *app)
              "TLS handshakes that resumed a session (a ticket).");
         coil__mout_printf(o, "coil_tls_resumed_total %llu\n",
                           (unsigned long long)WSUM(app, tls_resumed));
+        head(o, "coil_tls_kernel_send_total", "counter",
+             "TLS connections whose records the kernel seals (kernel TLS, TLS_TX).");
+        coil__mout_printf(o, "coil_tls_kernel_send_total %llu\n",
+                          (unsigned long long)WSUM(app, tls_ktx));
         head(o, "coil_tls_handshake_failures_total", "counter",
              "TLS handshakes refused or broken: protocol, cipher, ALPN, garbage.");
         coil__mout_printf(o, "coil_tls_handshake_failures_total %llu\n",

@@ -339,7 +339,10 @@ static int proxy_handler(struct coil_req *req, struct coil_res *res, void *ud)
     if (!xff.ptr || !via.ptr)
         return fail_now(res, -ENOMEM);
     out[no++] = (struct coil_header){{"X-Forwarded-For", 15}, xff};
-    out[no++] = (struct coil_header){{"X-Forwarded-Proto", 17}, {"http", 4}};
+    out[no++] =
+        (struct coil_header){{"X-Forwarded-Proto", 17},
+                             req->rq->conn->flags & CONN_TLS ? (struct coil_str){"https", 5}
+                                                             : (struct coil_str){"http", 4}};
     if (host.len)
         out[no++] = (struct coil_header){{"X-Forwarded-Host", 16}, host};
     out[no++] = (struct coil_header){{"Via", 3}, via};

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tcp.c: the plain TCP transport: the worker's listener (multishot accept) and its
+ * tcp.c: the TCP transport: the worker's listeners (multishot accept; plain HTTP and TLS) and its
  * connections' bytes in and out. It owns the connection slab, each connection's socket,
  * receive arming, the send queue, the I/O timeouts and the way a connection ends; it knows
  * nothing of HTTP. Bytes that arrive go to the connection's protocol (c->proto->on_data, the
  * HTTP/1.1 codec today); the protocol queues output with coil__conn_reserve and the transport
  * sends it at the end of the batch, keeping at most one send in flight (io_uring does not order
- * two sends on one socket). A TLS transport will sit here, beside it, with the same protocol
- * interface.
+ * two sends on one socket). A connection accepted on the TLS listener (CONN_TLS) has tls.c
+ * between its socket and its protocol: input is decrypted before the protocol sees it, output
+ * sealed (or handed to the kernel's TLS) when it is sent.
  *
  * A connection ends in one of two ways. Graceful: the protocol marks it CONN_CLOSE_AFTER; once
  * the queued output is sent, the write side is shut and input is discarded until the peer's
@@ -112,6 +113,8 @@ char *coil__obuf_reserve(struct coil__worker *w, struct coil__obuf **bp, size_t 
     if (!b) {
         nb->len = 0;
         nb->sent = 0;
+        nb->rtype = 0;
+        nb->proto = false;
     }
     nb->pooled = pooled;
     nb->cap = cap;
@@ -251,7 +254,12 @@ static int submit_send(struct coil__worker *w, struct coil_conn *c)
     if (!sqe)
         return -EBUSY;
     size_t n = b->len - b->sent;
-    io_uring_prep_send(sqe, c->fd, b->data + b->sent, n < MAX_SEND ? n : MAX_SEND, MSG_NOSIGNAL);
+    if (n > MAX_SEND)
+        n = MAX_SEND;
+    if (b->rtype)
+        coil__tls_prep_record(w, c, sqe, b->data + b->sent, n, b->rtype);
+    else
+        io_uring_prep_send(sqe, c->fd, b->data + b->sent, n, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, UD(OP_SEND, c->idx, c->gen));
     c->flags |= CONN_SENDING;
     c->inflight++;
@@ -398,6 +406,14 @@ void coil__conn_close_after(struct coil__worker *w, struct coil_conn *c)
     coil__conn_queue_flush(w, c);
 }
 
+void coil__conn_close_idle(struct coil__worker *w, struct coil_conn *c)
+{
+    if ((c->flags & CONN_TLS) && !coil__tls_handshaking(w, c))
+        coil__conn_close_after(w, c);
+    else
+        coil__conn_abort(w, c);
+}
+
 /* ---- reading ---------------------------------------------------------------------------- */
 
 void coil__conn_pause(struct coil__worker *w, struct coil_conn *c)
@@ -523,6 +539,7 @@ static void flush(struct coil__worker *w, struct coil_conn *c)
         }
     } else if (!c->out && c->pend && c->pend->len) {
         c->out = c->pend;
+        c->out->proto = true;
         c->pend = NULL;
     }
     if (c->out) {
@@ -583,6 +600,7 @@ static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
             coil__conn_abort(w, c);
         return;
     }
+    bool proto = b->proto;
     coil__buf_free(w, b, b->pooled);
     c->out = NULL;
     c->write_deadline = 0;
@@ -598,6 +616,8 @@ static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
         return;
     }
     coil__conn_set_timer(w, c);
+    if (!proto)
+        return; /* only TLS's own records (a handshake, tickets): the protocol sent nothing */
     coil__conn_hold(c);
     c->proto->on_sent(w, c);
     coil__conn_release(w, c);

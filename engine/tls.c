@@ -17,11 +17,18 @@
  * reload never pulls a certificate from under a handshake. Session tickets are stateless, their
  * keys random per process, shared by all workers and carried across reloads.
  *
- * Kernel TLS: --tls-offload auto|kernel|user. The kernel's record layer needs the tls module
- * (TCP_ULP "tls"); start-up probes for it and says what is in effect. The record layer runs in
- * user space in every case today: handing a connection's keys to the kernel after the
- * handshake is not implemented yet, so "kernel" is refused at start-up and "auto" says why
- * it stays in user space.
+ * Kernel TLS (--tls-offload auto|kernel|user): where the kernel's tls module takes the
+ * connection's cipher, the kernel seals what the connection sends. OpenSSL hands the keys to
+ * our BIO (its SET_KTLS control, which it sends any BIO with SSL_OP_ENABLE_KTLS set) when it
+ * switches its write side to the traffic keys; we keep them until every byte written before
+ * the switch is on the wire, then set TLS_TX on the socket. From then on the protocol's
+ * plaintext goes out as it is (no copy, no user-space encryption), and what OpenSSL still
+ * writes (tickets, a TLS 1.2 Finished, alerts) comes to the BIO as records of a given content
+ * type, sent one by one with sendmsg and a TLS_SET_RECORD_TYPE control message. The receive
+ * side stays in user space: the ring's receives read ahead of the handshake's last record, so
+ * the kernel could not take the stream over at a record boundary (OpenSSL 3.0 offers no TLS
+ * 1.3 receive offload either). A cipher the kernel lacks (probed at start-up) stays in user
+ * space for that connection.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,9 +49,19 @@
 
 #include "internal.h"
 
+#include <linux/tls.h>
+
 #ifndef TCP_ULP
 #define TCP_ULP 31
 #endif
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+/* OpenSSL 3's BIO controls for kernel TLS (include/internal/bio.h there: part of its ABI, not
+ * of its public headers). */
+#define CTRL_SET_KTLS 72
+#define CTRL_KTLS_RECORD_TYPE 74
+#define CTRL_KTLS_RECORD_TYPE_CLEAR 75
 
 /* Mozilla's "intermediate" TLS 1.2 suites without finite-field DHE: ECDHE key exchange and
  * AEAD ciphers only; TLS 1.3's three, AES-128 first (as fast as any, and cheaper than AES-256).
@@ -79,8 +96,14 @@ struct certs {
     } sni[];
 };
 
+/* The ciphers the kernel seals, probed at start-up: bit (cipher - TLS_CIPHER_AES_GCM_128) for
+ * TLS 1.2, and the same bit + 4 for TLS 1.3. */
+#define KCIPHER_BIT(version, cipher)                                                               \
+    (1u << (((cipher)-TLS_CIPHER_AES_GCM_128) + ((version) == TLS_1_3_VERSION ? 4 : 0)))
+
 struct coil__tlscfg {
-    int port; /* -1: no TLS listener */
+    int port;          /* -1: no TLS listener */
+    unsigned kciphers; /* KCIPHER_BIT set: kernel TLS in effect for those */
     char *cert, *key;
     struct sni_opt *sni;
     unsigned nsni;
@@ -88,10 +111,11 @@ struct coil__tlscfg {
     bool no_http;
     BIO_METHOD *bio;
     pthread_mutex_t lock; /* guards cur */
+    _Atomic unsigned gen; /* bumped when cur changes (workers keep a reference of their own) */
     struct certs *cur;
 };
 
-/* A connection's TLS state (w->tls_conns[c->idx]). */
+/* A connection's TLS state (w->tls->conns[c->idx]). */
 struct coil__tls {
     SSL *ssl;
     struct certs *certs;
@@ -99,11 +123,25 @@ struct coil__tls {
     struct coil_conn *c;
     const char *win; /* the receive being handled: what the BIO's read hands OpenSSL */
     size_t win_len;
-    struct coil__obuf *cpend; /* ciphertext not yet sent */
-    bool oom;                 /* the BIO could not grow cpend */
-    bool fed;                 /* OpenSSL has had input */
-    bool ready;               /* the handshake is done */
-    bool notified;            /* no more records: close_notify or a fatal alert is queued */
+    struct coil__obuf *cpend; /* ciphertext not yet sent (with kernel TLS: written before the
+                               * switch, so sent before it) */
+    struct coil__obuf *ctl;   /* kernel TLS: records OpenSSL wrote since, framed as type,
+                               * length (2 bytes), data; sent from ctl->sent on */
+    uint8_t ctl_type;         /* the content type of OpenSSL's next write (kernel TLS) */
+    enum { KTX_OFF, KTX_PENDING, KTX_ON } ktx;
+    bool ktx_broken; /* OpenSSL changed keys the kernel cannot take: close */
+    uint16_t kinfo_len;
+    unsigned char kinfo[64]; /* the kernel's tls12_crypto_info_* while KTX_PENDING */
+    struct msghdr msg;       /* the record being sent with its type (kernel TLS) */
+    struct iovec iov;
+    union {
+        char buf[CMSG_SPACE(sizeof(uint8_t))];
+        struct cmsghdr align;
+    } cmsg;
+    bool oom;      /* the BIO could not grow cpend */
+    bool fed;      /* OpenSSL has had input */
+    bool ready;    /* the handshake is done */
+    bool notified; /* no more records: close_notify or a fatal alert is queued */
 };
 
 /* ---- options ---------------------------------------------------------------------------- */
@@ -251,7 +289,8 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
 static int sni_select(SSL *ssl, int *alert, void *arg);
 
 /* A context with coil's protocol settings and one certificate; NULL after printing why. */
-static SSL_CTX *ctx_new(const char *cert, const char *key, const char *what)
+static SSL_CTX *ctx_new(const char *cert, const char *key, const char *what, const char *name,
+                        bool ktls)
 {
     char err[256];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -261,10 +300,16 @@ static SSL_CTX *ctx_new(const char *cert, const char *key, const char *what)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
-                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 (ktls ? SSL_OP_ENABLE_KTLS : 0));
     /* Stateless tickets only: no server-side cache for the workers to share and lock. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 1);
+    /* A session resumes only under the name (certificate) it began with. */
+    size_t nl = strlen(name);
+    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)name,
+                                   nl < SSL_MAX_SID_CTX_LENGTH ? (unsigned)nl
+                                                               : SSL_MAX_SID_CTX_LENGTH);
     /* An idle keep-alive connection gives its record buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
@@ -316,10 +361,11 @@ static struct certs *certs_load(const struct coil__tlscfg *cfg, const struct cer
         return NULL;
     }
     atomic_init(&s->refs, 1);
-    s->dflt = ctx_new(cfg->cert, cfg->key, "--tls-cert");
+    s->dflt = ctx_new(cfg->cert, cfg->key, "--tls-cert", "", cfg->kciphers != 0);
     for (unsigned i = 0; s->dflt && i < cfg->nsni; i++, s->n++) {
         s->sni[i].name = cfg->sni[i].name;
-        s->sni[i].ctx = ctx_new(cfg->sni[i].cert, cfg->sni[i].key, "--tls-sni");
+        s->sni[i].ctx = ctx_new(cfg->sni[i].cert, cfg->sni[i].key, "--tls-sni", cfg->sni[i].name,
+                                cfg->kciphers != 0);
         if (!s->sni[i].ctx)
             break;
     }
@@ -359,6 +405,7 @@ static void reload(void *ud)
     prev = cfg->cur;
     cfg->cur = s;
     pthread_mutex_unlock(&cfg->lock);
+    atomic_fetch_add_explicit(&cfg->gen, 1, memory_order_release);
     certs_put(prev);
     coil__log("TLS reload: certificates loaded");
 }
@@ -371,6 +418,7 @@ static const struct {
     const struct coil__proto *proto;
 } alpn_protos[] = {
     {"\x08http/1.1", &coil__http1},
+    {"\x08http/1.0", &coil__http1},
 };
 
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -440,22 +488,87 @@ static int bio_write(BIO *b, const char *in, int len)
 {
     struct coil__tls *t = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    char *p = coil__obuf_reserve(t->w, &t->cpend, (size_t)len);
+    if (t->ktx == KTX_OFF) {
+        char *p = coil__obuf_reserve(t->w, &t->cpend, (size_t)len);
+        if (!p) {
+            t->oom = true;
+            return -1;
+        }
+        memcpy(p, in, (size_t)len);
+        t->cpend->len += (size_t)len;
+        return len;
+    }
+    /* The kernel seals: a record's content, of the type OpenSSL announced (application data
+     * when it announced none). OpenSSL writes at most one record's worth at a time. */
+    uint8_t type = t->ctl_type ? t->ctl_type : 23;
+    t->ctl_type = 0;
+    char *p = len <= 0xffff ? coil__obuf_reserve(t->w, &t->ctl, 3 + (size_t)len) : NULL;
     if (!p) {
         t->oom = true;
         return -1;
     }
-    memcpy(p, in, (size_t)len);
-    t->cpend->len += (size_t)len;
+    p[0] = (char)type;
+    p[1] = (char)(len >> 8);
+    p[2] = (char)len;
+    memcpy(p + 3, in, (size_t)len);
+    t->ctl->len += 3 + (size_t)len;
     return len;
+}
+
+/* The kernel's crypto_info size for its cipher, or 0 if we do not know it. */
+static size_t kinfo_size(const struct tls_crypto_info *i)
+{
+    switch (i->cipher_type) {
+    case TLS_CIPHER_AES_GCM_128:
+        return sizeof(struct tls12_crypto_info_aes_gcm_128);
+    case TLS_CIPHER_AES_GCM_256:
+        return sizeof(struct tls12_crypto_info_aes_gcm_256);
+    case TLS_CIPHER_CHACHA20_POLY1305:
+        return sizeof(struct tls12_crypto_info_chacha20_poly1305);
+    }
+    return 0;
+}
+
+/* OpenSSL's write side switched keys (info: the kernel's crypto_info, the record sequence
+ * included). 1: the kernel will seal from here; 0: OpenSSL keeps sealing. */
+static long ktx_capture(struct coil__tls *t, const struct tls_crypto_info *info)
+{
+    const struct coil__tlscfg *cfg = t->w->app->tls;
+    if (t->ktx != KTX_OFF) {
+        /* A TLS 1.3 key update: this kernel's TLS_TX cannot be changed, and OpenSSL now writes
+         * records the old keys must not seal. */
+        t->ktx_broken = true;
+        return 0;
+    }
+    size_t n = kinfo_size(info);
+    if (!n || n > sizeof(t->kinfo) ||
+        !(cfg->kciphers & KCIPHER_BIT(info->version, info->cipher_type)))
+        return 0;
+    memcpy(t->kinfo, info, n);
+    t->kinfo_len = (uint16_t)n;
+    t->ktx = KTX_PENDING;
+    return 1;
 }
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
-    (void)b;
-    (void)num;
-    (void)ptr;
-    return cmd == BIO_CTRL_FLUSH; /* written bytes are queued at once: flushing is a no-op */
+    struct coil__tls *t = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* written bytes are queued at once, in order */
+    case BIO_CTRL_GET_KTLS_SEND:
+        return t->ktx != KTX_OFF;
+    case CTRL_SET_KTLS:
+        /* The receive side stays with OpenSSL (see the top of the file). */
+        return num ? ktx_capture(t, ptr) : 0;
+    case CTRL_KTLS_RECORD_TYPE:
+        t->ctl_type = (uint8_t)num;
+        return 0;
+    case CTRL_KTLS_RECORD_TYPE_CLEAR:
+        t->ctl_type = 0;
+        return 0;
+    }
+    return 0;
 }
 
 static int bio_create(BIO *b)
@@ -466,28 +579,91 @@ static int bio_create(BIO *b)
 
 /* ---- start-up --------------------------------------------------------------------------- */
 
-/* Whether the kernel can take TLS records (the tls module): "" if so, else why not. */
-static const char *probe_ktls(char *why, size_t cap)
+/* A connected loopback TCP socket, or -1 with errno set. Its listener (*l) must stay open
+ * while the socket is used: closing it resets the connection it has not accepted. */
+static int loopback_socket(int *l)
 {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
-    why[0] = '\0';
-    if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 1) < 0 ||
-        getsockname(l, (struct sockaddr *)&a, &len) < 0 ||
-        connect(c, (struct sockaddr *)&a, sizeof(a)) < 0)
-        snprintf(why, cap, "could not probe for it: %s", strerror(errno));
-    else if (setsockopt(c, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0)
-        snprintf(why, cap,
-                 "kernel TLS is not available: setsockopt TCP_ULP \"tls\": %s (load the tls "
-                 "module with `modprobe tls`, or the kernel lacks CONFIG_TLS)",
-                 strerror(errno));
-    if (l >= 0)
-        close(l);
+    int ok = *l >= 0 && c >= 0 && bind(*l, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+             listen(*l, 1) == 0 && getsockname(*l, (struct sockaddr *)&a, &len) == 0 &&
+             connect(c, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (ok)
+        return c;
+    int e = errno;
+    if (*l >= 0)
+        close(*l);
     if (c >= 0)
         close(c);
-    return why;
+    errno = e;
+    return -1;
+}
+
+/* Which ciphers the kernel seals (KCIPHER_BIT), set up on throwaway sockets with zero keys;
+ * 0 with why[] saying why none. */
+static unsigned probe_ktls(char *why, size_t cap)
+{
+    static const uint16_t versions[] = {TLS_1_2_VERSION, TLS_1_3_VERSION};
+    static const uint16_t ciphers[] = {TLS_CIPHER_AES_GCM_128, TLS_CIPHER_AES_GCM_256,
+                                       TLS_CIPHER_CHACHA20_POLY1305};
+    unsigned found = 0;
+    int err = 0;
+    why[0] = '\0';
+    for (size_t v = 0; v < 2; v++) {
+        for (size_t k = 0; k < 3; k++) {
+            int l, fd = loopback_socket(&l);
+            if (fd < 0) {
+                snprintf(why, cap, "could not probe for kernel TLS: %s", strerror(errno));
+                return 0;
+            }
+            if (setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls")) < 0) {
+                snprintf(why, cap,
+                         "kernel TLS is not available: setsockopt TCP_ULP \"tls\": %s (load "
+                         "the tls module with `modprobe tls`, or the kernel lacks CONFIG_TLS)",
+                         strerror(errno));
+                close(fd);
+                close(l);
+                return 0;
+            }
+            union {
+                struct tls_crypto_info info;
+                unsigned char bytes[64];
+            } u;
+            memset(&u, 0, sizeof(u));
+            u.info.version = versions[v];
+            u.info.cipher_type = ciphers[k];
+            if (setsockopt(fd, SOL_TLS, TLS_TX, &u, (socklen_t)kinfo_size(&u.info)) == 0)
+                found |= KCIPHER_BIT(versions[v], ciphers[k]);
+            else
+                err = errno;
+            close(fd);
+            close(l);
+        }
+    }
+    if (!found)
+        snprintf(why, cap, "the kernel's tls module takes none of coil's ciphers: %s",
+                 strerror(err));
+    return found;
+}
+
+/* The ciphers the kernel takes for version, as text: "AES-128-GCM, ChaCha20-Poly1305". */
+static const char *kcipher_names(const struct coil__tlscfg *cfg, uint16_t version, char *buf,
+                                 size_t cap)
+{
+    static const struct {
+        uint16_t cipher;
+        const char *name;
+    } names[] = {{TLS_CIPHER_AES_GCM_128, "AES-128-GCM"},
+                 {TLS_CIPHER_AES_GCM_256, "AES-256-GCM"},
+                 {TLS_CIPHER_CHACHA20_POLY1305, "ChaCha20-Poly1305"}};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (cfg->kciphers & KCIPHER_BIT(version, names[i].cipher))
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? ", " : "", names[i].name);
+    return n ? buf : "none";
 }
 
 int coil__tls_install(struct coil_app *app)
@@ -511,18 +687,17 @@ int coil__tls_install(struct coil_app *app)
         return -1;
     }
     char why[256];
-    probe_ktls(why, sizeof(why));
-    if (cfg->offload == OFFLOAD_KERNEL) {
-        fprintf(stderr, "coil: --tls-offload kernel: %s\n",
-                why[0] ? why
-                       : "handing TLS keys to the kernel is not implemented in this build; use "
-                         "--tls-offload auto or user");
+    if (cfg->offload != OFFLOAD_USER)
+        cfg->kciphers = probe_ktls(why, sizeof(why));
+    if (cfg->offload == OFFLOAD_KERNEL && !cfg->kciphers) {
+        fprintf(stderr, "coil: --tls-offload kernel: %s\n", why);
         return -1;
     }
     cfg->cur = certs_load(cfg, NULL);
     if (!cfg->cur)
         return -1;
-    cfg->bio = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coil ring");
+    int index = BIO_get_new_index();
+    cfg->bio = index < 0 ? NULL : BIO_meth_new(index | BIO_TYPE_SOURCE_SINK, "coil ring");
     if (!cfg->bio || !BIO_meth_set_read(cfg->bio, bio_read) ||
         !BIO_meth_set_write(cfg->bio, bio_write) || !BIO_meth_set_ctrl(cfg->bio, bio_ctrl) ||
         !BIO_meth_set_create(cfg->bio, bio_create) || coil_app_on_reload(app, reload, cfg) < 0) {
@@ -531,11 +706,15 @@ int coil__tls_install(struct coil_app *app)
     }
     if (cfg->offload == OFFLOAD_USER)
         coil__log("TLS record layer: user space (--tls-offload user)");
-    else if (why[0])
+    else if (!cfg->kciphers)
         coil__log("TLS record layer: user space (%s)", why);
-    else
-        coil__log("TLS record layer: user space (the tls module is loaded, but handing keys to "
-                  "the kernel is not implemented in this build)");
+    else {
+        char v12[64], v13[64];
+        coil__log("TLS record layer: kernel for sending (TLS 1.2: %s; TLS 1.3: %s; other "
+                  "ciphers in user space), user space for receiving",
+                  kcipher_names(cfg, TLS_1_2_VERSION, v12, sizeof(v12)),
+                  kcipher_names(cfg, TLS_1_3_VERSION, v13, sizeof(v13)));
+    }
     return 0;
 }
 
@@ -576,32 +755,53 @@ void coil__tls_set_port(struct coil_app *app, uint16_t port)
 
 /* ---- per worker ------------------------------------------------------------------------- */
 
+/* A worker's TLS: its connections' state by slot, the scratch buffer decrypted input passes
+ * through, and its reference to the current certificates (refreshed when a reload bumps gen,
+ * so an accept takes no lock). */
+struct coil__tlsw {
+    struct coil__tls **conns;
+    char *scratch;
+    struct certs *certs;
+    unsigned gen;
+};
+
 int coil__tls_start(struct coil__worker *w)
 {
+    struct coil__tlscfg *cfg = w->app->tls;
     if (coil__tls_port(w->app) < 0)
         return 0;
     size_t n = w->app->cfg.max_conns;
-    w->tls_conns = coil__walloc(&w->wa, n * sizeof(*w->tls_conns));
-    w->tls_scratch = coil__walloc(&w->wa, w->app->cfg.recv_buf_size);
-    if (!w->tls_conns || !w->tls_scratch)
+    struct coil__tlsw *tw = coil__walloc(&w->wa, sizeof(*tw));
+    if (!tw)
         return -ENOMEM;
-    memset(w->tls_conns, 0, n * sizeof(*w->tls_conns));
+    w->tls = tw;
+    tw->conns = coil__walloc(&w->wa, n * sizeof(*tw->conns));
+    tw->scratch = coil__walloc(&w->wa, w->app->cfg.recv_buf_size);
+    tw->gen = atomic_load_explicit(&cfg->gen, memory_order_acquire);
+    tw->certs = certs_get(cfg);
+    if (!tw->conns || !tw->scratch)
+        return -ENOMEM;
+    memset(tw->conns, 0, n * sizeof(*tw->conns));
     return 0;
 }
 
 void coil__tls_stop(struct coil__worker *w)
 {
-    coil__wfree(&w->wa, w->tls_conns);
-    coil__wfree(&w->wa, w->tls_scratch);
-    w->tls_conns = NULL;
-    w->tls_scratch = NULL;
+    struct coil__tlsw *tw = w->tls;
+    if (!tw)
+        return;
+    certs_put(tw->certs);
+    coil__wfree(&w->wa, tw->conns);
+    coil__wfree(&w->wa, tw->scratch);
+    coil__wfree(&w->wa, tw);
+    w->tls = NULL;
 }
 
 /* ---- per connection --------------------------------------------------------------------- */
 
 static struct coil__tls *tls_of(const struct coil__worker *w, const struct coil_conn *c)
 {
-    return w->tls_conns[c->idx];
+    return w->tls->conns[c->idx];
 }
 
 int coil__tls_accept(struct coil__worker *w, struct coil_conn *c)
@@ -613,7 +813,15 @@ int coil__tls_accept(struct coil__worker *w, struct coil_conn *c)
     memset(t, 0, sizeof(*t));
     t->w = w;
     t->c = c;
-    t->certs = certs_get(cfg);
+    struct coil__tlsw *tw = w->tls;
+    unsigned gen = atomic_load_explicit(&cfg->gen, memory_order_acquire);
+    if (gen != tw->gen) { /* reloaded since: take the new set */
+        certs_put(tw->certs);
+        tw->certs = certs_get(cfg);
+        tw->gen = gen;
+    }
+    t->certs = tw->certs;
+    atomic_fetch_add_explicit(&t->certs->refs, 1, memory_order_relaxed);
     t->ssl = SSL_new(t->certs->dflt);
     BIO *bio = t->ssl ? BIO_new(cfg->bio) : NULL;
     if (!bio) {
@@ -627,7 +835,7 @@ int coil__tls_accept(struct coil__worker *w, struct coil_conn *c)
     SSL_set_bio(t->ssl, bio, bio); /* one BIO both ways: the SSL owns its one reference */
     SSL_set_app_data(t->ssl, t);
     SSL_set_accept_state(t->ssl);
-    w->tls_conns[c->idx] = t;
+    w->tls->conns[c->idx] = t;
     c->flags |= CONN_TLS;
     return 0;
 }
@@ -637,16 +845,24 @@ void coil__tls_close(struct coil__worker *w, struct coil_conn *c)
     struct coil__tls *t = tls_of(w, c);
     if (!t)
         return;
-    w->tls_conns[c->idx] = NULL;
+    w->tls->conns[c->idx] = NULL;
     SSL_free(t->ssl);
     certs_put(t->certs);
     coil__buf_free(w, t->cpend, t->cpend ? t->cpend->pooled : 0);
+    coil__buf_free(w, t->ctl, t->ctl ? t->ctl->pooled : 0);
+    OPENSSL_cleanse(t->kinfo, sizeof(t->kinfo));
     coil__wfree(&w->wa, t);
 }
 
 bool coil__tls_handshaking(const struct coil__worker *w, const struct coil_conn *c)
 {
     return !tls_of(w, c)->ready;
+}
+
+/* Records are waiting to be sent (raw, or for the kernel to seal). */
+static bool has_records(const struct coil__tls *t)
+{
+    return (t->cpend && t->cpend->len) || (t->ctl && t->ctl->sent < t->ctl->len);
 }
 
 /* The connection's TLS is over: send what OpenSSL queued (an alert), then close. */
@@ -663,7 +879,7 @@ static void fail(struct coil__worker *w, struct coil_conn *c, struct coil__tls *
     if (!t->ready)
         STAT_INC(w, tls_failed);
     t->notified = true; /* after a fatal alert, nothing more */
-    if (t->oom || !t->cpend || !t->cpend->len) {
+    if (t->oom || !has_records(t)) {
         coil__conn_abort(w, c);
         return;
     }
@@ -686,6 +902,8 @@ static void handshake_done(struct coil__worker *w, struct coil_conn *c, struct c
         STAT_INC(w, tls12);
     if (SSL_session_reused(t->ssl))
         STAT_INC(w, tls_resumed);
+    if (t->ktx != KTX_OFF)
+        STAT_INC(w, tls_ktx);
     /* The first request's head has its own header timeout, from now. */
     c->read_deadline = w->now_ms + w->app->cfg.header_timeout_ms;
     coil__conn_set_timer(w, c);
@@ -695,7 +913,7 @@ static void handshake_done(struct coil__worker *w, struct coil_conn *c, struct c
  * wants more bytes or the connection stops reading. */
 static void read_records(struct coil__worker *w, struct coil_conn *c, struct coil__tls *t)
 {
-    char *buf = w->tls_scratch;
+    char *buf = w->tls->scratch;
     size_t cap = w->app->cfg.recv_buf_size;
     for (;;) {
         size_t n = 0;
@@ -772,7 +990,7 @@ void coil__tls_input(struct coil__worker *w, struct coil_conn *c, const char *da
             int err = SSL_get_error(t->ssl, r);
             if (err != SSL_ERROR_WANT_READ || t->oom)
                 fail(w, c, t, err);
-            else if (t->cpend && t->cpend->len)
+            else if (has_records(t))
                 coil__conn_queue_flush(w, c);
             t->win_len = 0;
             return;
@@ -782,7 +1000,7 @@ void coil__tls_input(struct coil__worker *w, struct coil_conn *c, const char *da
     t->win_len = 0;
     if (t->oom)
         coil__conn_abort(w, c);
-    else if (t->cpend && t->cpend->len && !(c->flags & CONN_CLOSING))
+    else if (has_records(t) && !(c->flags & CONN_CLOSING))
         coil__conn_queue_flush(w, c); /* handshake output, tickets, a key update's answer */
 }
 
@@ -791,7 +1009,10 @@ void coil__tls_eof(struct coil__worker *w, struct coil_conn *c)
 {
     struct coil__tls *t = tls_of(w, c);
     if (!t->ready) {
-        coil__conn_abort(w, c);
+        /* An answer queued already (an alert, the 400 for plain HTTP) still goes out: the
+         * lingering close then ends at once, as the peer has closed. */
+        if (!(c->flags & CONN_CLOSE_AFTER))
+            coil__conn_abort(w, c);
         return;
     }
     /* A truncation attack only matters where framing does not: the protocol decides (HTTP/1.1
@@ -799,10 +1020,85 @@ void coil__tls_eof(struct coil__worker *w, struct coil_conn *c)
     c->proto->on_eof(w, c);
 }
 
+/* Sets the socket's send side to the kernel's record layer with the keys OpenSSL handed over. */
+static int ktx_start(struct coil_conn *c, struct coil__tls *t)
+{
+    int rc = setsockopt(c->fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"));
+    if (rc == 0)
+        rc = setsockopt(c->fd, SOL_TLS, TLS_TX, t->kinfo, t->kinfo_len);
+    OPENSSL_cleanse(t->kinfo, sizeof(t->kinfo));
+    if (rc < 0) {
+        coil__debug("TLS: kernel TLS refused the connection's keys: %s", strerror(errno));
+        return -1;
+    }
+    t->ktx = KTX_ON;
+    return 0;
+}
+
+/* The next record OpenSSL wrote since the switch, in a buffer of its own for one send. */
+static int ctl_pop(struct coil__worker *w, struct coil__tls *t, struct coil__obuf **out)
+{
+    struct coil__obuf *q = t->ctl;
+    const unsigned char *h = (const unsigned char *)q->data + q->sent;
+    size_t n = (size_t)h[1] << 8 | h[2];
+    struct coil__obuf *b = NULL;
+    char *p = coil__obuf_reserve(w, &b, n ? n : 1);
+    if (!p)
+        return -1;
+    memcpy(p, h + 3, n);
+    b->len = n;
+    b->rtype = h[0];
+    q->sent += 3 + n;
+    if (q->sent == q->len) {
+        t->ctl = NULL;
+        coil__buf_free(w, q, q->pooled);
+    }
+    *out = b;
+    return 0;
+}
+
+/* What goes out next with kernel TLS: the bytes OpenSSL wrote before the switch (sealed by it,
+ * or handshake records), then the switch, then OpenSSL's later records one by one, then the
+ * protocol's plaintext as it is. */
+static int take_kernel(struct coil__worker *w, struct coil_conn *c, struct coil__tls *t,
+                       struct coil__obuf **out)
+{
+    if (t->cpend && t->cpend->len) {
+        *out = t->cpend;
+        t->cpend = NULL;
+        return 0;
+    }
+    if (t->ktx == KTX_PENDING && ktx_start(c, t) < 0)
+        return -1;
+    if (t->ctl)
+        return ctl_pop(w, t, out);
+    if (t->ready && !t->notified && c->pend && c->pend->len) {
+        *out = c->pend;
+        (*out)->proto = true;
+        c->pend = NULL;
+        return 0;
+    }
+    if ((c->flags & CONN_CLOSE_AFTER) && t->ready && !t->notified && !c->pend) {
+        t->notified = true;
+        ERR_clear_error();
+        SSL_shutdown(t->ssl); /* close_notify: a record for ctl */
+        ERR_clear_error();
+        if (t->oom)
+            return -1;
+        if (t->ctl)
+            return ctl_pop(w, t, out);
+    }
+    return 0;
+}
+
 int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obuf **out)
 {
     struct coil__tls *t = tls_of(w, c);
     *out = NULL;
+    if (t->oom || t->ktx_broken)
+        return -1;
+    if (t->ktx != KTX_OFF)
+        return take_kernel(w, c, t, out);
     struct coil__obuf *p = c->pend;
     if (t->ready && !t->notified && p && p->len) {
         /* At most SEAL_MAX per send, so a large response costs a bounded ciphertext buffer; the
@@ -817,10 +1113,17 @@ int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obu
             ERR_clear_error();
             return -1;
         }
+        t->cpend->proto = true;
         p->sent += n;
         if (p->sent == p->len) {
             c->pend = NULL;
             coil__buf_free(w, p, p->pooled);
+        } else if (p->len - p->sent <= p->sent) {
+            /* Less left than sealed: moved to the front, so the protocol's next appends do not
+             * grow the buffer behind dead bytes (the copy is paid for by what was sealed). */
+            memmove(p->data, p->data + p->sent, p->len - p->sent);
+            p->len -= p->sent;
+            p->sent = 0;
         }
     }
     if ((c->flags & CONN_CLOSE_AFTER) && t->ready && !t->notified && !c->pend) {
@@ -836,4 +1139,23 @@ int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obu
         t->cpend = NULL;
     }
     return 0;
+}
+
+void coil__tls_prep_record(struct coil__worker *w, struct coil_conn *c, struct io_uring_sqe *sqe,
+                           const char *data, size_t n, uint8_t rtype)
+{
+    struct coil__tls *t = tls_of(w, c);
+    t->iov.iov_base = (void *)data;
+    t->iov.iov_len = n;
+    memset(&t->msg, 0, sizeof(t->msg));
+    t->msg.msg_iov = &t->iov;
+    t->msg.msg_iovlen = 1;
+    t->msg.msg_control = t->cmsg.buf;
+    t->msg.msg_controllen = sizeof(t->cmsg.buf);
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&t->msg);
+    cm->cmsg_level = SOL_TLS;
+    cm->cmsg_type = TLS_SET_RECORD_TYPE;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint8_t));
+    *CMSG_DATA(cm) = rtype;
+    io_uring_prep_sendmsg(sqe, c->fd, &t->msg, MSG_NOSIGNAL);
 }

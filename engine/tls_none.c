@@ -30,6 +30,9 @@ int coil__tls_setup(struct coil_app *app)
         if (coil_app_option(app, names[i][0], names[i][1], names[i][2],
                             "TLS (this build has none: it needs libssl-dev)", asked, &wanted) < 0)
             return -ENOMEM;
+    if (coil__app_flag(app, "no-http", "COIL_NO_HTTP", "TLS only (this build has no TLS)", asked,
+                       &wanted) < 0)
+        return -ENOMEM;
     return 0;
 }
 
@@ -117,4 +120,15 @@ int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obu
     (void)c;
     *out = NULL;
     return -1;
+}
+
+void coil__tls_prep_record(struct coil__worker *w, struct coil_conn *c, struct io_uring_sqe *sqe,
+                           const char *data, size_t n, uint8_t rtype)
+{
+    (void)w;
+    (void)c;
+    (void)sqe;
+    (void)data;
+    (void)n;
+    (void)rtype;
 }
