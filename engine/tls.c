@@ -965,6 +965,11 @@ static void plain_http(struct coil__worker *w, struct coil_conn *c, struct coil_
     memcpy(p + hn, body, sizeof(body) - 1);
     t->cpend->len += (size_t)hn + sizeof(body) - 1;
     STAT_INC(w, tls_failed);
+    if (coil__debugging()) {
+        const char *peer;
+        size_t pn = coil__conn_peer(w, c, &peer);
+        coil__debug("TLS handshake with %.*s failed: plain HTTP on the TLS port", (int)pn, peer);
+    }
     t->notified = true;
     coil__conn_close_after(w, c);
 }

@@ -46,6 +46,7 @@ OPTION_ENV = (
 )
 
 LISTEN_RE = re.compile(r"^coil: listening on (\S+):(\d+) with (\d+) workers?$")
+TLS_LISTEN_RE = re.compile(r"^coil: listening for TLS on (\S+):(\d+) with (\d+) workers?$")
 SANITIZER_RE = re.compile(
     r"ERROR: (Address|Leak|Thread|Memory|UndefinedBehavior)Sanitizer|runtime error:"
     r"|SUMMARY: \w+Sanitizer|WARNING: ThreadSanitizer")
@@ -154,6 +155,8 @@ class Server:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.addr = self.port = self.workers = None
+        self.tls_port = None  # from the "listening for TLS" line, printed before the plain one
+        self._tls_only = "--no-http" in self.argv  # no plain line then: ready after the TLS one
         self.code = None
         if not os.path.exists(self.argv[0]):
             raise StartError("coil binary not found at %s (set COIL_BIN or build it)"
@@ -182,6 +185,12 @@ class Server:
                     self.addr = m.group(1)
                     self.port, self.workers = int(m.group(2)), int(m.group(3))
                     self._ready.set()
+                m = TLS_LISTEN_RE.match(text)
+                if m:
+                    self.tls_port = int(m.group(2))
+                    if self._tls_only:
+                        self.addr, self.workers = m.group(1), int(m.group(3))
+                        self._ready.set()
         stream.close()
 
     def _wait_ready(self, timeout):
