@@ -130,6 +130,7 @@ struct coil__tls {
     uint8_t ctl_type;         /* the content type of OpenSSL's next write (kernel TLS) */
     enum { KTX_OFF, KTX_PENDING, KTX_ON } ktx;
     bool ktx_broken; /* OpenSSL changed keys the kernel cannot take: close */
+    bool ktx_rekey;  /* the peer asked for a key update the kernel cannot make: close_notify */
     uint16_t kinfo_len;
     unsigned char kinfo[64]; /* the kernel's tls12_crypto_info_* while KTX_PENDING */
     struct msghdr msg;       /* the record being sent with its type (kernel TLS) */
@@ -1003,6 +1004,14 @@ void coil__tls_input(struct coil__worker *w, struct coil_conn *c, const char *da
     }
     read_records(w, c, t);
     t->win_len = 0;
+    if (t->ktx != KTX_OFF && !t->ktx_rekey &&
+        SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE && !(c->flags & CONN_CLOSING)) {
+        /* RFC 8446 4.6.3: our next application data must follow a KeyUpdate of ours, and the
+         * kernel's key cannot change: nothing more is sent but a close_notify (under the keys
+         * in use). */
+        t->ktx_rekey = true;
+        coil__conn_close_after(w, c);
+    }
     if (t->oom)
         coil__conn_abort(w, c);
     else if (has_records(t) && !(c->flags & CONN_CLOSING))
@@ -1077,11 +1086,15 @@ static int take_kernel(struct coil__worker *w, struct coil_conn *c, struct coil_
         return -1;
     if (t->ctl)
         return ctl_pop(w, t, out);
-    if (t->ready && !t->notified && c->pend && c->pend->len) {
+    if (t->ready && !t->notified && !t->ktx_rekey && c->pend && c->pend->len) {
         *out = c->pend;
         (*out)->proto = true;
         c->pend = NULL;
         return 0;
+    }
+    if (t->ktx_rekey && c->pend) { /* not to be sent: see coil__tls_input */
+        coil__buf_free(w, c->pend, c->pend->pooled);
+        c->pend = NULL;
     }
     if ((c->flags & CONN_CLOSE_AFTER) && t->ready && !t->notified && !c->pend) {
         t->notified = true;
