@@ -316,6 +316,17 @@ class _Buffer:
         self.closed_how = self.closed_how or "eof"
         return False
 
+    def read_response(self, head=False):
+        return read_response(self, head)
+
+    def read_until_eof(self):
+        """Everything until the server closes; returns (bytes, how it closed)."""
+        while self.fill():
+            pass
+        data = bytes(self.buf)
+        del self.buf[:]
+        return data, self.closed_how
+
 
 def _read_exact(src, n):
     while len(src.buf) < n:
@@ -482,21 +493,10 @@ class Conn(_Buffer):
             time.sleep(pause)
         return self
 
-    def read_response(self, head=False):
-        return read_response(self, head)
-
     def request(self, method, path, body=None, headers=(), version="HTTP/1.1", **kw):
         """Sends one request and reads its response."""
         self.send(request(method, path, body, headers, version, **kw))
         return self.read_response(head=(method == "HEAD"))
-
-    def read_until_eof(self):
-        """Everything until the server closes; returns (bytes, "eof" | "reset")."""
-        while self.fill():
-            pass
-        data = bytes(self.buf)
-        del self.buf[:]
-        return data, self.closed_how
 
     def send_until_closed(self, data):
         """Sends data from a thread while reading everything until the server closes, for a

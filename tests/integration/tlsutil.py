@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 
-from coil_harness import WAIT, ConnectionClosed, _Buffer, read_response, request
+from coil_harness import WAIT, ConnectionClosed, _Buffer, request
 
 OPENSSL = "openssl"
 
@@ -291,20 +291,10 @@ class TLSConn(_Buffer):
             self.buf += data
             return True
 
-    def read_response(self, head=False):
-        return read_response(self, head)
-
     def request(self, method, path, body=None, headers=(), version="HTTP/1.1", record=None,
                 **kw):
         self.send(request(method, path, body, headers, version, **kw), record=record)
         return self.read_response(head=(method == "HEAD"))
-
-    def read_until_eof(self):
-        while self.fill():
-            pass
-        data = bytes(self.buf)
-        del self.buf[:]
-        return data, self.closed_how
 
     def close_notify(self):
         """Sends our close_notify (without waiting for the server's)."""
