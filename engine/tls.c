@@ -14,8 +14,9 @@
  * buffer. ALPN picks the protocol (http/1.1 today; the table is where h2 joins). SNI picks a
  * certificate among --tls-sni's. Certificates live in a set shared by every worker and
  * replaced whole on SIGHUP: each connection holds a reference to the set it began with, so a
- * reload never pulls a certificate from under a handshake. Session tickets are stateless, their
- * keys random per process, shared by all workers and carried across reloads.
+ * reload never pulls a certificate from under a handshake. Session tickets are stateless, sealed
+ * with keys of the process (shared by all workers, kept across reloads) that rotate every
+ * --tls-ticket-rotate.
  *
  * Kernel TLS (--tls-offload auto|kernel|user): where the kernel's tls module takes the
  * connection's cipher, the kernel seals what the connection sends. OpenSSL hands the keys to
@@ -44,7 +45,10 @@
 #include <unistd.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "internal.h"
@@ -72,7 +76,6 @@ static const char CIPHERS12[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-
 static const char SUITES13[] =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 static const char GROUPS[] = "X25519:P-256:P-384";
-#define TICKET_KEYS 80             /* OpenSSL 3's ticket key material: name, HMAC and AES keys */
 #define RECORD_MAX 16384u          /* plaintext bytes per record */
 #define RECORD_OVERHEAD 64u        /* header, tag, TLS 1.3's inner type, with room to spare */
 #define SEAL_MAX (15 * RECORD_MAX) /* sealed per send: fits a 256 KiB buffer */
@@ -101,9 +104,19 @@ struct certs {
 #define KCIPHER_BIT(version, cipher)                                                               \
     (1u << (((cipher)-TLS_CIPHER_AES_GCM_128) + ((version) == TLS_1_3_VERSION ? 4 : 0)))
 
+/* A session ticket key: tickets name it, AES-256-CBC encrypts them, HMAC-SHA256 signs them. */
+struct ticket_key {
+    unsigned char name[16], aes[32], hmac[32];
+    uint64_t born_ns;
+    bool valid;
+};
+
 struct coil__tlscfg {
-    int port;          /* -1: no TLS listener */
-    unsigned kciphers; /* KCIPHER_BIT set: kernel TLS in effect for those */
+    int port;                   /* -1: no TLS listener */
+    uint64_t ticket_ns;         /* --tls-ticket-rotate */
+    pthread_mutex_t tlock;      /* guards tkeys */
+    struct ticket_key tkeys[2]; /* the one sealing new tickets, and the one before it */
+    unsigned kciphers;          /* KCIPHER_BIT set: kernel TLS in effect for those */
     char *cert, *key;
     struct sni_opt *sni;
     unsigned nsni;
@@ -234,6 +247,15 @@ static int set_offload(const char *v, void *ud)
     return 0;
 }
 
+static int set_ticket_rotate(const char *v, void *ud)
+{
+    uint64_t ms;
+    if (coil__parse_duration_ms(v, &ms) < 0 || ms < 1000 || ms > 7 * 86400000ull)
+        return -1;
+    ((struct coil__tlscfg *)ud)->ticket_ns = ms * 1000000;
+    return 0;
+}
+
 static int set_no_http(const char *v, void *ud)
 {
     int b = coil__parse_bool(v);
@@ -249,7 +271,9 @@ int coil__tls_setup(struct coil_app *app)
     if (!cfg)
         return -ENOMEM;
     cfg->port = -1;
+    cfg->ticket_ns = 3600ull * 1000000000;
     pthread_mutex_init(&cfg->lock, NULL);
+    pthread_mutex_init(&cfg->tlock, NULL);
     app->tls = cfg;
     if (coil_app_option(app, "tls-port", "COIL_TLS_PORT", "N",
                         "HTTPS port beside --port (0 picks a free one) [off]", set_port, cfg) < 0 ||
@@ -265,6 +289,10 @@ int coil__tls_setup(struct coil_app *app)
                         "where TLS records are encrypted: the kernel's tls module or OpenSSL "
                         "[auto]",
                         set_offload, cfg) < 0 ||
+        coil_app_option(app, "tls-ticket-rotate", "COIL_TLS_TICKET_ROTATE", "D",
+                        "a new session ticket key this often; tickets live at most twice that "
+                        "(1s-7d) [1h]",
+                        set_ticket_rotate, cfg) < 0 ||
         coil__app_flag(app, "no-http", "COIL_NO_HTTP",
                        "no plain-HTTP listener: serve only --tls-port", set_no_http, cfg) < 0)
         return -ENOMEM;
@@ -288,6 +316,83 @@ static const char *ssl_error(char *buf, size_t cap)
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg);
 static int sni_select(SSL *ssl, int *alert, void *arg);
+static int ticket_crypt(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                        EVP_MAC_CTX *hctx, int enc);
+
+/* ---- session tickets ------------------------------------------------------------------- */
+
+/* Tickets are stateless: the client keeps the session, sealed with a key of the process's
+ * (shared by the workers, kept across reloads). A new key takes over every ticket_ns and the
+ * one before it still opens tickets (which are then renewed), so a ticket lives at most two
+ * periods, and a key, once gone, no longer opens the sessions it sealed (forward secrecy for
+ * resumed sessions is bounded by that). */
+static int ticket_key_new(struct ticket_key *k)
+{
+    if (RAND_bytes(k->name, sizeof(k->name)) != 1 || RAND_bytes(k->aes, sizeof(k->aes)) != 1 ||
+        RAND_bytes(k->hmac, sizeof(k->hmac)) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    k->born_ns = coil__clock_ns();
+    k->valid = true;
+    return 0;
+}
+
+/* Under tlock: a new key when the current one is a period old (both when two periods passed
+ * with no handshake to notice). A failure keeps the keys as they are, to try again. */
+static void ticket_rotate(struct coil__tlscfg *cfg)
+{
+    uint64_t age = coil__clock_ns() - cfg->tkeys[0].born_ns;
+    if (age < cfg->ticket_ns)
+        return;
+    struct ticket_key k;
+    if (ticket_key_new(&k) < 0)
+        return;
+    if (age >= 2 * cfg->ticket_ns)
+        cfg->tkeys[1].valid = false;
+    else
+        cfg->tkeys[1] = cfg->tkeys[0];
+    cfg->tkeys[0] = k;
+    OPENSSL_cleanse(&k, sizeof(k));
+}
+
+/* OpenSSL's ticket callback: 1 sealed or opened, 2 opened with the older key (renew it), 0
+ * unknown key (a full handshake), -1 error. */
+static int ticket_crypt(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                        EVP_MAC_CTX *hctx, int enc)
+{
+    const struct coil__tls *t = SSL_get_app_data(ssl);
+    struct coil__tlscfg *cfg = t->w->app->tls;
+    struct ticket_key k;
+    int rc = 1;
+    pthread_mutex_lock(&cfg->tlock);
+    ticket_rotate(cfg);
+    if (enc || !memcmp(name, cfg->tkeys[0].name, sizeof(k.name)))
+        k = cfg->tkeys[0];
+    else if (cfg->tkeys[1].valid && !memcmp(name, cfg->tkeys[1].name, sizeof(k.name)))
+        k = cfg->tkeys[1], rc = 2;
+    else
+        rc = 0;
+    pthread_mutex_unlock(&cfg->tlock);
+    if (rc == 0)
+        return 0;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac, sizeof(k.hmac)),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    bool ok;
+    if (enc) {
+        memcpy(name, k.name, sizeof(k.name));
+        ok = RAND_bytes(iv, 16) == 1 &&
+             EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1;
+    } else {
+        ok = EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k.aes, iv) == 1;
+    }
+    ok = ok && EVP_MAC_CTX_set_params(hctx, params) == 1;
+    OPENSSL_cleanse(&k, sizeof(k));
+    return ok ? rc : -1;
+}
 
 /* A context with coil's protocol settings and one certificate; NULL after printing why. */
 static SSL_CTX *ctx_new(const char *cert, const char *key, const char *what, const char *name,
@@ -314,6 +419,7 @@ static SSL_CTX *ctx_new(const char *cert, const char *key, const char *what, con
     /* An idle keep-alive connection gives its record buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_crypt);
     SSL_CTX_set_tlsext_servername_callback(ctx, sni_select);
     if (SSL_CTX_set_cipher_list(ctx, CIPHERS12) != 1 ||
         SSL_CTX_set_ciphersuites(ctx, SUITES13) != 1 ||
@@ -352,9 +458,8 @@ static void certs_put(struct certs *s)
     free(s);
 }
 
-/* Loads every certificate the options name; NULL after printing why. prev (a reload) gives
- * the ticket keys, so sessions issued before it still resume. */
-static struct certs *certs_load(const struct coil__tlscfg *cfg, const struct certs *prev)
+/* Loads every certificate the options name; NULL after printing why. */
+static struct certs *certs_load(const struct coil__tlscfg *cfg)
 {
     struct certs *s = calloc(1, sizeof(*s) + cfg->nsni * sizeof(s->sni[0]));
     if (!s) {
@@ -374,10 +479,6 @@ static struct certs *certs_load(const struct coil__tlscfg *cfg, const struct cer
         certs_put(s);
         return NULL;
     }
-    unsigned char keys[TICKET_KEYS];
-    if (prev && (SSL_CTX_get_tlsext_ticket_keys(prev->dflt, keys, sizeof(keys)) != 1 ||
-                 SSL_CTX_set_tlsext_ticket_keys(s->dflt, keys, sizeof(keys)) != 1))
-        ERR_clear_error(); /* new keys: older sessions make a full handshake */
     return s;
 }
 
@@ -395,9 +496,8 @@ static struct certs *certs_get(struct coil__tlscfg *cfg)
 static void reload(void *ud)
 {
     struct coil__tlscfg *cfg = ud;
-    struct certs *prev = certs_get(cfg);
-    struct certs *s = certs_load(cfg, prev);
-    certs_put(prev);
+    struct certs *s = certs_load(cfg);
+    struct certs *prev;
     if (!s) {
         coil__log("TLS reload: the files above are not usable; keeping the certificates in use");
         return;
@@ -694,7 +794,11 @@ int coil__tls_install(struct coil_app *app)
         fprintf(stderr, "coil: --tls-offload kernel: %s\n", why);
         return -1;
     }
-    cfg->cur = certs_load(cfg, NULL);
+    if (ticket_key_new(&cfg->tkeys[0]) < 0) {
+        fprintf(stderr, "coil: TLS: no random bytes for a session ticket key\n");
+        return -1;
+    }
+    cfg->cur = certs_load(cfg);
     if (!cfg->cur)
         return -1;
     int index = BIO_get_new_index();
@@ -735,6 +839,8 @@ void coil__tls_free(struct coil_app *app)
     free(cfg->cert);
     free(cfg->key);
     pthread_mutex_destroy(&cfg->lock);
+    pthread_mutex_destroy(&cfg->tlock);
+    OPENSSL_cleanse(cfg->tkeys, sizeof(cfg->tkeys));
     free(cfg);
     app->tls = NULL;
 }

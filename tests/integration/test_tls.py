@@ -421,6 +421,25 @@ class Resumption(TLSCase):
             r = s_client(srv.tls_port, "-tls1_3", "-sess_in", sess, certs=CERTS)
             self.assertEqual(r.session, "Reused", "run %d: %r" % (i, r))
 
+    def test_ticket_keys_rotate(self):
+        # With a 1 s rotation, a ticket opens right after it was issued (its key is the current
+        # one, or the one before it if a rotation just happened), and no longer once two
+        # periods have passed: both keys it could have been sealed with are gone.
+        srv = self.start_tls("--workers", "2", "--tls-ticket-rotate", "1s")
+        d = self.tempdir()
+        for flag in ("-tls1_3", "-tls1_2"):
+            with self.subTest(version=flag):
+                sess = os.path.join(d, "rot" + flag)
+                r = s_client(srv.tls_port, flag, "-sess_out", sess, certs=CERTS)
+                self.assertEqual(r.session, "New", r)
+                issued = time.monotonic()
+                r = s_client(srv.tls_port, flag, "-sess_in", sess, certs=CERTS)
+                self.assertEqual(r.session, "Reused", r)
+                time.sleep(max(0.0, issued + 2.5 - time.monotonic()))
+                r = s_client(srv.tls_port, flag, "-sess_in", sess, certs=CERTS)
+                self.assertEqual(r.session, "New", r)
+                self.assertIn("Hello, World!", r.out)
+
     def test_counted(self):
         srv = self.start_tls("--workers", "2")
         # a session is resumed only with the context that made it
@@ -666,6 +685,12 @@ class StartUp(TLSCase):
         for n in needles:
             self.assertRegex(err, n, args)
         self.assertNotIn("listening", err)
+
+    def test_ticket_rotate_bounds(self):
+        for bad in ("0", "500ms", "8d", "soon"):
+            with self.subTest(value=bad):
+                self.assertRefused(tls_args(CERTS, "ec") + ["--tls-ticket-rotate", bad],
+                                   "tls-ticket-rotate")
 
     def test_tls_port_needs_cert_and_key(self):
         self.assertRefused(["--tls-port", "0"], r"tls-cert")
