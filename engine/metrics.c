@@ -187,6 +187,14 @@ static void head(struct coil__mout *o, const char *name, const char *type, const
     coil__mout_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric of one unlabelled series: its head and its value. */
+static void single(struct coil__mout *o, const char *name, const char *type, const char *help,
+                   uint64_t v)
+{
+    head(o, name, type, help);
+    coil__mout_printf(o, "%s %llu\n", name, (unsigned long long)v);
+}
+
 /* The route and method labels of series idx. */
 static void series_labels(struct coil__mout *o, const struct coil_app *app, uint32_t idx,
                           uint32_t nroutes, unsigned cls)
@@ -298,15 +306,11 @@ static void requests(struct coil__mout *o, const struct coil_app *app)
 
 static void engine(struct coil__mout *o, const struct coil_app *app)
 {
-    head(o, "coil_connections_accepted_total", "counter", "Client connections accepted.");
-    coil__mout_printf(o, "coil_connections_accepted_total %llu\n",
-                      (unsigned long long)WSUM(app, connections));
-    head(o, "coil_connections_refused_total", "counter",
-         "Client connections closed at accept: --max-conns reached.");
-    coil__mout_printf(o, "coil_connections_refused_total %llu\n",
-                      (unsigned long long)WSUM(app, refused));
-    head(o, "coil_connections_open", "gauge", "Client connections open now.");
-    coil__mout_printf(o, "coil_connections_open %llu\n", (unsigned long long)WSUM(app, open));
+    single(o, "coil_connections_accepted_total", "counter", "Client connections accepted.",
+           WSUM(app, connections));
+    single(o, "coil_connections_refused_total", "counter",
+           "Client connections closed at accept: --max-conns reached.", WSUM(app, refused));
+    single(o, "coil_connections_open", "gauge", "Client connections open now.", WSUM(app, open));
     head(o, "coil_timeouts_total", "counter",
          "Time-outs by kind: request head or body (408), idle keep-alive, a stalled send, a "
          "deferred response (504), the drain deadline, a TLS handshake not done by the header "
@@ -327,18 +331,14 @@ static void engine(struct coil__mout *o, const struct coil_app *app)
                           (unsigned long long)WSUM(app, tls12));
         coil__mout_printf(o, "coil_tls_handshakes_total{version=\"TLSv1.3\"} %llu\n",
                           (unsigned long long)WSUM(app, tls13));
-        head(o, "coil_tls_resumed_total", "counter",
-             "TLS handshakes that resumed a session (a ticket).");
-        coil__mout_printf(o, "coil_tls_resumed_total %llu\n",
-                          (unsigned long long)WSUM(app, tls_resumed));
-        head(o, "coil_tls_kernel_send_total", "counter",
-             "TLS connections whose records the kernel seals (kernel TLS, TLS_TX).");
-        coil__mout_printf(o, "coil_tls_kernel_send_total %llu\n",
-                          (unsigned long long)WSUM(app, tls_ktx));
-        head(o, "coil_tls_handshake_failures_total", "counter",
-             "TLS handshakes refused or broken: protocol, cipher, ALPN, garbage.");
-        coil__mout_printf(o, "coil_tls_handshake_failures_total %llu\n",
-                          (unsigned long long)WSUM(app, tls_failed));
+        single(o, "coil_tls_resumed_total", "counter",
+               "TLS handshakes that resumed a session (a ticket).", WSUM(app, tls_resumed));
+        single(o, "coil_tls_kernel_send_total", "counter",
+               "TLS connections whose records the kernel seals (kernel TLS, TLS_TX).",
+               WSUM(app, tls_ktx));
+        single(o, "coil_tls_handshake_failures_total", "counter",
+               "TLS handshakes refused or broken: protocol, cipher, ALPN, garbage.",
+               WSUM(app, tls_failed));
     }
     head(o, "coil_http_parse_errors_total", "counter",
          "Requests refused before they could be parsed, by the status answered.");
@@ -354,14 +354,12 @@ static void engine(struct coil__mout *o, const struct coil_app *app)
             coil__mout_printf(o, "coil_http_parse_errors_total{status=\"other\"} %llu\n",
                               (unsigned long long)n);
     }
-    head(o, "coil_deferred_total", "counter", "Responses deferred by handlers.");
-    coil__mout_printf(o, "coil_deferred_total %llu\n", (unsigned long long)WSUM(app, deferred));
-    head(o, "coil_deferred_in_flight", "gauge", "Deferred responses not finished yet.");
-    coil__mout_printf(o, "coil_deferred_in_flight %llu\n", (unsigned long long)WSUM(app, waiting));
-    head(o, "coil_deferred_aborted_total", "counter",
-         "Deferred responses aborted: client gone, handler time-out, drain.");
-    coil__mout_printf(o, "coil_deferred_aborted_total %llu\n",
-                      (unsigned long long)WSUM(app, aborted));
+    single(o, "coil_deferred_total", "counter", "Responses deferred by handlers.",
+           WSUM(app, deferred));
+    single(o, "coil_deferred_in_flight", "gauge", "Deferred responses not finished yet.",
+           WSUM(app, waiting));
+    single(o, "coil_deferred_aborted_total", "counter",
+           "Deferred responses aborted: client gone, handler time-out, drain.", WSUM(app, aborted));
     const struct {
         const char *name, *help;
         uint64_t n;
@@ -383,20 +381,17 @@ static void engine(struct coil__mout *o, const struct coil_app *app)
         head(o, pools[i].name, "gauge", pools[i].help);
         coil__mout_printf(o, "%s %llu\n", pools[i].name, (unsigned long long)pools[i].n);
     }
-    head(o, "coil_jobs_run_total", "counter", "Background jobs run.");
-    coil__mout_printf(o, "coil_jobs_run_total %llu\n", (unsigned long long)WSUM(app, jobs_run));
+    single(o, "coil_jobs_run_total", "counter", "Background jobs run.", WSUM(app, jobs_run));
     struct coil_stats st;
     coil_stats_get(&st);
-    head(o, "coil_heap_allocations_total", "counter",
-         "Allocations from the workers' own heaps (jemalloc arenas).");
-    coil__mout_printf(o, "coil_heap_allocations_total %llu\n", (unsigned long long)st.heap_allocs);
+    single(o, "coil_heap_allocations_total", "counter",
+           "Allocations from the workers' own heaps (jemalloc arenas).", st.heap_allocs);
     uint64_t dropped = 0;
     for (unsigned k = 0; k < app->nworkers; k++)
         if (app->workers[k]->metrics)
             dropped += LOAD(app->workers[k]->metrics->alog_dropped);
-    head(o, "coil_access_log_dropped_total", "counter",
-         "Access log lines dropped because the writer fell behind.");
-    coil__mout_printf(o, "coil_access_log_dropped_total %llu\n", (unsigned long long)dropped);
+    single(o, "coil_access_log_dropped_total", "counter",
+           "Access log lines dropped because the writer fell behind.", dropped);
     head(o, "coil_workers", "gauge", "Worker threads.");
     coil__mout_printf(o, "coil_workers %u\n", app->nworkers);
     head(o, "coil_build_info", "gauge", "The build: version and optional modules, as labels.");
