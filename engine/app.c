@@ -562,6 +562,7 @@ static void app_free(struct coil_app *app)
     coil__metrics_free(app);     /* its tables hang off the workers */
     coil__alog_free(app);
     coil__tls_free(app);
+    coil__static_free(app);
     for (unsigned i = 0; app->workers && i < app->nworkers; i++)
         free(app->workers[i]);
     free(app->workers);
@@ -592,7 +593,8 @@ static const struct builtin {
     int (*setup)(struct coil_app *app);
     int (*install)(struct coil_app *app);
 } builtins[] = {
-    {"tls", coil__tls_setup, coil__tls_install}, /* a transport: no middleware */
+    {"tls", coil__tls_setup, coil__tls_install},          /* a transport: no middleware */
+    {"static", coil__static_setup, coil__static_install}, /* routes: no middleware */
     /* Outermost first: metrics and the access log see every answer, the others' included. */
     {"metrics", coil__metrics_setup, coil__metrics_install},
     {"access log", coil__alog_setup, coil__alog_install},
@@ -632,6 +634,7 @@ static void register_modules(void)
     coil__tcp_init();
     coil__wait_init();
     coil__alog_init();
+    coil__static_init();
 }
 
 int coil__modules_start(struct coil__worker *w)
@@ -641,13 +644,14 @@ int coil__modules_start(struct coil__worker *w)
     if ((err = coil__tcp_start(w)) < 0 || (err = coil__request_start(w)) < 0 ||
         (err = coil__wait_start(w)) < 0 || (err = coil__client_start(w)) < 0 ||
         (err = coil__metrics_start(w)) < 0 || (err = coil__alog_start(w)) < 0 ||
-        (err = coil__tls_start(w)) < 0)
+        (err = coil__tls_start(w)) < 0 || (err = coil__static_start(w)) < 0)
         return err;
     return 0;
 }
 
 void coil__modules_stop(struct coil__worker *w)
 {
+    coil__static_stop(w);
     coil__tls_stop(w);
     coil__alog_stop(w);
     coil__metrics_stop(w);

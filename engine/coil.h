@@ -538,6 +538,47 @@ int coil_fetch_cancel(struct coil_fetch f); /* fn never runs again; 0 or -ENOENT
  */
 int coil_route_proxy(struct coil_app *app, const char *pattern, const char *url);
 
+/* ---- static files ----------------------------------------------------------------------- */
+
+/*
+ * Serves the files under root at pattern (a prefix ending in a slash, then the wildcard, like
+ * "/static/" followed by "*"): "GET /static/css/site.css" sends root/css/site.css. GET and HEAD
+ * are routed (other methods get 405). What a user of nginx expects, on the worker's ring:
+ * - Safety: the path is percent-decoded, then every segment checked: "." and ".." segments, NUL
+ *   and control bytes, and names starting with a dot (unless hidden) get 404, as do files that
+ *   are not regular (directories, devices, FIFOs, sockets) and symlinks that leave root (or are
+ *   absolute): files are opened with openat2's RESOLVE_BENEATH. A file the server may not read
+ *   gets 403; a malformed escape 400. A path ending in '/' serves the directory's index file; a
+ *   directory named without the '/' gets 301 to it.
+ * - Content-Type from the extension (types first, then a built-in table of the common web types;
+ *   else application/octet-stream).
+ * - Precompressed siblings: NAME.br and NAME.gz are sent (Content-Encoding, Vary:
+ *   Accept-Encoding) when the client's Accept-Encoding takes them, br first at equal q.
+ * - ETag (size, mtime, inode) and Last-Modified; If-None-Match, If-Modified-Since (304),
+ *   If-Match, If-Unmodified-Since (412); a single Range (206, or 416; several ranges get the
+ *   whole file), If-Range; Accept-Ranges: bytes; Cache-Control if set.
+ * - Each worker caches what it serves: files up to 1 MiB (and an eighth of --static-cache) in
+ *   memory, answered without a system call; bigger ones stream from an open descriptor at the
+ *   client's pace. Each cached file is checked again (statx) once a second, so changes show
+ *   within about a second; a download in progress keeps the file it began with, and one whose
+ *   file shrinks under it ends short with the connection closed.
+ * -EINVAL: a bad pattern, root empty, or an option value with CR/LF; -EEXIST: routed already.
+ * root is opened when coil_app_run starts; a root that is not a directory stops it (status 2).
+ */
+struct coil_static_type {
+    const char *ext;  /* without the dot: "md" */
+    const char *type; /* "text/markdown; charset=utf-8" */
+};
+struct coil_static_opts {
+    const char *cache_control;            /* on 200, 206 and 304 answers; NULL: none */
+    const char *index;                    /* NULL: "index.html"; "": directories get 404 */
+    bool hidden;                          /* serve names starting with '.' ("."/".." never) */
+    bool no_precompressed;                /* ignore NAME.br and NAME.gz */
+    const struct coil_static_type *types; /* ends with {NULL, NULL}; NULL: the built-in table */
+};
+int coil_route_static(struct coil_app *app, const char *pattern, const char *root,
+                      const struct coil_static_opts *opts);
+
 /* ---- a cache per worker ---------------------------------------------------------------- */
 
 /*

@@ -245,6 +245,11 @@ int coil__parse_duration_ms(const char *s, uint64_t *out)
     return parse_scaled(s, K_DUR, out);
 }
 
+int coil__parse_size(const char *s, uint64_t *out)
+{
+    return parse_scaled(s, K_SIZE, out);
+}
+
 int coil__parse_count(const char *s, uint64_t *out)
 {
     return parse_scaled(s, K_UINT, out);

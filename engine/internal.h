@@ -66,6 +66,7 @@ static inline char *coil__put_u64(char *p, uint64_t v)
 struct coil__option; /* an application option (coil_app_option) */
 int coil__parse_duration_ms(const char *s, uint64_t *out); /* config.c's DUR syntax */
 int coil__parse_count(const char *s, uint64_t *out);       /* decimal digits only */
+int coil__parse_size(const char *s, uint64_t *out);        /* bytes, or with K, M, G */
 /* An option without a value on the command line ("--no-metrics"): set gets "1", or what its
  * variable holds. */
 int coil__app_flag(struct coil_app *app, const char *name, const char *env, const char *help,
@@ -585,6 +586,22 @@ int coil__tls_take(struct coil__worker *w, struct coil_conn *c, struct coil__obu
 /* Prepares sqe to send n bytes at data as one TLS record of content type rtype (kernel TLS). */
 void coil__tls_prep_record(struct coil__worker *w, struct coil_conn *c, struct io_uring_sqe *sqe,
                            const char *data, size_t n, uint8_t rtype);
+/* Static files (static.c) */
+int coil__static_setup(struct coil_app *app);
+int coil__static_install(struct coil_app *app); /* opens each route's root */
+void coil__static_free(struct coil_app *app);
+bool coil__static_on(const struct coil_app *app); /* any static route */
+void coil__static_init(void);
+int coil__static_start(struct coil__worker *w);
+void coil__static_stop(struct coil__worker *w);
+/* The file path named by a static route's wildcard (raw bytes, as sent): percent-decoded,
+ * checked segment by segment, repeated slashes merged, written to out (NUL-terminated, at most
+ * cap - 1 bytes) without leading or trailing slash. 0 (a file), COIL__STATIC_DIR (it ends in
+ * '/' or is empty: a directory), 400 (a malformed escape) or 404 (refused: NUL or a control
+ * byte, a "." or ".." segment, a hidden name unless hidden, a segment over 255 bytes, too long). */
+#define COIL__STATIC_PATH_MAX 4096
+#define COIL__STATIC_DIR 1
+int coil__static_path(const char *raw, size_t n, bool hidden, char *out, size_t cap, size_t *len);
 /* Text built for a scrape (metrics.c): coil__mout_printf appends; oom is set on failure. */
 struct coil__mout {
     char *buf;
@@ -624,6 +641,8 @@ enum coil__op {
     OP_UNWATCH, /* the removal of one */
     OP_CONNECT, /* an outbound connection (tcp.c) */
     OP_ALOG,    /* an access log write (alog.c) */
+    OP_FILE,    /* a static file's open, statx or read into the cache (static.c) */
+    OP_FREAD,   /* a read of a static file's download (static.c) */
     OP_MAX,
 };
 typedef void (*coil__cqe_fn)(struct coil__worker *w, const struct io_uring_cqe *cqe);
@@ -681,6 +700,8 @@ struct coil__counters {
      * handshakes not finished by the header timeout. */
     _Atomic uint64_t tls12, tls13, tls_resumed, tls_failed, t_tls;
     _Atomic uint64_t tls_ktx; /* handshakes whose sending went to the kernel's TLS */
+    /* Static files (static.c): files opened; files cached and their bytes in memory (gauges). */
+    _Atomic uint64_t st_opens, st_entries, st_bytes;
 };
 
 #define STAT_INC(w, field) STAT_ADD(w, field, 1)
@@ -761,6 +782,7 @@ struct coil__worker {
     struct coil__wmetrics *metrics; /* this worker's metrics (metrics.c) */
     struct coil__alog *alog;        /* this worker's access log buffers (alog.c) */
     struct coil__tlsw *tls;         /* this worker's TLS connections (tls.c), or NULL */
+    struct coil__swork *files;      /* this worker's static file cache (static.c), or NULL */
     char date_line[48];             /* "Date: ...\r\n" */
     uint32_t date_len;
     int64_t date_sec;
@@ -806,6 +828,7 @@ struct coil_app {
     struct coil__metrics *metrics;    /* metrics.c: options and every worker's tables */
     struct coil__alogcfg *alog;       /* alog.c: the access log's options and file */
     struct coil__tlscfg *tls;         /* tls.c: the TLS listener's options and certificates */
+    struct coil__staticcfg *statics;  /* static.c: coil_route_static's routes and options */
     unsigned nworkers;
     unsigned nthreads; /* worker threads created (joined at exit) */
     struct coil__worker **workers;

@@ -340,6 +340,16 @@ static void engine(struct coil__mout *o, const struct coil_app *app)
                "TLS handshakes refused or broken: protocol, cipher, ALPN, garbage.",
                WSUM(app, tls_failed));
     }
+    if (coil__static_on(app)) {
+        single(o, "coil_static_opens_total", "counter",
+               "Files opened by the static file routes (cache misses and changed files).",
+               WSUM(app, st_opens));
+        single(o, "coil_static_cache_entries", "gauge",
+               "Files in the static file caches, over all workers.", WSUM(app, st_entries));
+        single(o, "coil_static_cache_bytes", "gauge",
+               "File contents held in memory by the static file caches, over all workers.",
+               WSUM(app, st_bytes));
+    }
     head(o, "coil_http_parse_errors_total", "counter",
          "Requests refused before they could be parsed, by the status answered.");
     for (size_t i = 0; i <= NPARSE; i++) {

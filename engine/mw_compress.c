@@ -98,117 +98,6 @@ struct stream {
     struct brenc br;
 };
 
-/* ---- Accept-Encoding -------------------------------------------------------------------- */
-
-static bool is_ows(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool is_tchar(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static bool eq_nocase(const char *s, size_t n, const char *lit)
-{
-    return strlen(lit) == n && !strncasecmp(s, lit, n);
-}
-
-/* A qvalue ("0", "0.5", "1.000", ...; RFC 9110 §12.4.2) in thousandths, or -1. */
-static int parse_qvalue(const char *s, size_t n)
-{
-    if (n == 0 || (s[0] != '0' && s[0] != '1') || (n > 1 && s[1] != '.') || n > 5)
-        return -1;
-    int q = (s[0] - '0') * 1000, scale = 100;
-    for (size_t i = 2; i < n; i++, scale /= 10) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        q += (s[i] - '0') * scale;
-    }
-    return q > 1000 ? -1 : q;
-}
-
-/* One element: a coding, then optionally OWS ";" OWS "q=" qvalue. Its q, or -1 if malformed. */
-static int parse_element(const char *s, size_t n, size_t *coding_len)
-{
-    size_t i = 0;
-    while (i < n && is_tchar((unsigned char)s[i]))
-        i++;
-    *coding_len = i;
-    if (i == 0)
-        return -1;
-    while (i < n && is_ows(s[i]))
-        i++;
-    if (i == n)
-        return 1000;
-    if (s[i++] != ';')
-        return -1;
-    while (i < n && is_ows(s[i]))
-        i++;
-    if (n - i < 2 || (s[i] != 'q' && s[i] != 'Q') || s[i + 1] != '=')
-        return -1;
-    i += 2;
-    size_t end = n;
-    while (end > i && is_ows(s[end - 1]))
-        end--;
-    return parse_qvalue(s + i, end - i);
-}
-
-void coil__accept_init(struct coil__accept *a)
-{
-    for (int i = 0; i < COIL__NCODINGS; i++)
-        a->q[i] = -1;
-    a->star = -1;
-}
-
-void coil__accept_parse(struct coil__accept *a, const char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        size_t start = i;
-        while (i < len && s[i] != ',')
-            i++;
-        size_t end = i++;
-        while (start < end && is_ows(s[start]))
-            start++;
-        while (end > start && is_ows(s[end - 1]))
-            end--;
-        size_t clen;
-        int q = start < end ? parse_element(s + start, end - start, &clen) : -1;
-        if (q < 0)
-            continue; /* empty or malformed: as if it were not there */
-        const char *c = s + start;
-        int16_t *slot = eq_nocase(c, clen, "br") ? &a->q[COIL__BR]
-                        : eq_nocase(c, clen, "gzip") || eq_nocase(c, clen, "x-gzip")
-                            ? &a->q[COIL__GZIP]
-                        : eq_nocase(c, clen, "identity") ? &a->q[COIL__IDENTITY]
-                        : eq_nocase(c, clen, "*")        ? &a->star
-                                                         : NULL;
-        if (slot && *slot < 0)
-            *slot = (int16_t)q;
-    }
-}
-
-enum coil__coding coil__accept_choose(const struct coil__accept *a,
-                                      const enum coil__coding *offered, size_t n)
-{
-    enum coil__coding best = COIL__IDENTITY;
-    int best_q = 0;
-    for (size_t i = 0; i < n; i++) {
-        int q = a->q[offered[i]] >= 0 ? a->q[offered[i]] : a->star >= 0 ? a->star : 0;
-        if (q > best_q) {
-            best = offered[i];
-            best_q = q;
-        }
-    }
-    /* Identity is always acceptable, so it competes only when the client ranked it. */
-    if (best != COIL__IDENTITY && a->q[COIL__IDENTITY] > best_q)
-        return COIL__IDENTITY;
-    return best;
-}
-
 /* ---- options ---------------------------------------------------------------------------- */
 
 static int parse_encodings(const char *s, enum coil__coding *order, size_t *n)
@@ -218,13 +107,13 @@ static int parse_encodings(const char *s, enum coil__coding *order, size_t *n)
         size_t len = strcspn(s, ",");
         const char *t = s;
         size_t tl = len;
-        while (tl && is_ows(*t))
+        while (tl && coil__is_ows(*t))
             t++, tl--;
-        while (tl && is_ows(t[tl - 1]))
+        while (tl && coil__is_ows(t[tl - 1]))
             tl--;
-        enum coil__coding c = eq_nocase(t, tl, "br")     ? COIL__BR
-                              : eq_nocase(t, tl, "gzip") ? COIL__GZIP
-                                                         : COIL__IDENTITY;
+        enum coil__coding c = coil__eq_nocase(t, tl, "br")     ? COIL__BR
+                              : coil__eq_nocase(t, tl, "gzip") ? COIL__GZIP
+                                                               : COIL__IDENTITY;
         if (c == COIL__IDENTITY || *n == COIL__NCODINGS - 1 || (*n && order[0] == c))
             return -EINVAL; /* unknown or repeated */
         order[(*n)++] = c;
@@ -249,14 +138,14 @@ static int parse_types(struct compress *c, const char *list)
     for (char *p = c->types_text; p;) {
         char *comma = strchr(p, ',');
         size_t tl = comma ? (size_t)(comma - p) : strlen(p);
-        while (tl && is_ows(*p))
+        while (tl && coil__is_ows(*p))
             p++, tl--;
-        while (tl && is_ows(p[tl - 1]))
+        while (tl && coil__is_ows(p[tl - 1]))
             tl--;
         if (!tl)
             return -EINVAL;
         for (size_t i = 0; i < tl; i++) {
-            if (!is_tchar((unsigned char)p[i]) && p[i] != '/')
+            if (!coil__is_tchar((unsigned char)p[i]) && p[i] != '/')
                 return -EINVAL;
             p[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] + 32 : p[i]);
         }
@@ -552,12 +441,12 @@ static bool has_token(struct coil_str v, const char *token)
         while (i < v.len && v.ptr[i] != ',')
             i++;
         size_t end = i++;
-        while (start < end && is_ows(v.ptr[start]))
+        while (start < end && coil__is_ows(v.ptr[start]))
             start++;
         size_t tl = 0;
-        while (start + tl < end && is_tchar((unsigned char)v.ptr[start + tl]))
+        while (start + tl < end && coil__is_tchar((unsigned char)v.ptr[start + tl]))
             tl++;
-        if (eq_nocase(v.ptr + start, tl, token))
+        if (coil__eq_nocase(v.ptr + start, tl, token))
             return true;
     }
     return false;
@@ -566,7 +455,7 @@ static bool has_token(struct coil_str v, const char *token)
 static bool type_listed(const struct compress *c, struct coil_str ct)
 {
     size_t n = 0;
-    while (n < ct.len && ct.ptr[n] != ';' && !is_ows(ct.ptr[n]))
+    while (n < ct.len && ct.ptr[n] != ';' && !coil__is_ows(ct.ptr[n]))
         n++;
     for (size_t i = 0; i < c->ntypes; i++)
         if (c->types[i].len <= n && !strncasecmp(ct.ptr, c->types[i].ptr, c->types[i].len))
@@ -582,7 +471,7 @@ static bool compressible(const struct compress *c, const struct coil_req *req,
     int status = coil_res_status_get(res);
     if (status < 200 || status == 204 || status == 206 || status == 304)
         return false;
-    if (eq_nocase(coil_req_method(req).ptr, coil_req_method(req).len, "HEAD"))
+    if (coil__eq_nocase(coil_req_method(req).ptr, coil_req_method(req).len, "HEAD"))
         return false;
     if (coil_res_header_get(res, "Content-Encoding").ptr ||
         coil_res_header_get(res, "Content-Range").ptr ||
@@ -687,7 +576,7 @@ static enum coil__coding negotiate(const struct compress *c, const struct coil_r
     for (size_t i = 0; i < n; i++) {
         struct coil_str name, value;
         if (coil_req_header_at(req, i, &name, &value) == 0 &&
-            eq_nocase(name.ptr, name.len, "Accept-Encoding")) {
+            coil__eq_nocase(name.ptr, name.len, "Accept-Encoding")) {
             coil__accept_parse(&a, value.ptr, value.len);
             any = true;
         }

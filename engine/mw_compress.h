@@ -1,13 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * mw_compress.h: Accept-Encoding negotiation (RFC 9110 §12.5.3) for the compression middleware
- * (mw_compress.c), a pure function kept apart so that its unit test needs no server.
+ * mw_compress.h: Accept-Encoding negotiation (RFC 9110 §12.5.3, accept.c) for the compression
+ * middleware (mw_compress.c) and the static file server (static.c), pure functions kept apart so
+ * that their unit test needs no server, and the token helpers they share.
  */
 #ifndef COIL_MW_COMPRESS_H
 #define COIL_MW_COMPRESS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+static inline bool coil__is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* RFC 9110 tchar. */
+static inline bool coil__is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static inline bool coil__eq_nocase(const char *s, size_t n, const char *lit)
+{
+    return strlen(lit) == n && !strncasecmp(s, lit, n);
+}
 
 enum coil__coding { COIL__IDENTITY, COIL__BR, COIL__GZIP, COIL__NCODINGS };
 

@@ -747,6 +747,31 @@ static int wait_routes(struct coil_app *app)
     return err ? -1 : 0;
 }
 
+/* A static route with every option set (test_static_api.py), when TESTAPP_FILES names a root. */
+static int static_routes(struct coil_app *app)
+{
+    static const struct coil_static_type types[] = {
+        {"md", "text/markdown; charset=utf-8"}, {".css", "text/x-test-css"}, {NULL, NULL}};
+    const struct coil_static_opts opts = {.cache_control = "public, max-age=600",
+                                          .index = "",
+                                          .hidden = true,
+                                          .no_precompressed = true,
+                                          .types = types};
+    const struct coil_static_opts bad = {.cache_control = "a\r\nX-Evil: 1"};
+    const char *root = getenv("TESTAPP_FILES");
+    if (coil_route_static(app, "/nostar", "/tmp", NULL) != -EINVAL ||
+        coil_route_static(app, "/x/*", "", NULL) != -EINVAL ||
+        coil_route_static(app, "/x/*", "/tmp", &bad) != -EINVAL)
+        return -1;
+    if (!root)
+        return 0;
+    if (coil_route_static(app, "/files/*", root, &opts) < 0 ||
+        coil_route_static(app, "/files/*", root, NULL) != -EEXIST ||
+        coil_route_static(app, "/plain/*", root, NULL) < 0)
+        return -1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct coil_app *app = coil_app_create(argc, argv);
@@ -761,7 +786,8 @@ int main(int argc, char **argv)
         coil_route(app, "GET", "/started", count_started, NULL) < 0 ||
         coil_app_option(app, "greeting", "TESTAPP_GREETING", "TEXT", "what /greeting says",
                         set_greeting, NULL) < 0 ||
-        coil_app_on_worker(app, on_start, NULL, NULL) < 0 || wait_routes(app) < 0) {
+        coil_app_on_worker(app, on_start, NULL, NULL) < 0 || wait_routes(app) < 0 ||
+        static_routes(app) < 0) {
         fprintf(stderr, "testapp: set-up failed\n");
         return 1;
     }
