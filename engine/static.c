@@ -491,6 +491,17 @@ static void load_step(struct coil__worker *w, struct entry *e, int res)
             load_next(w, e);
             return;
         }
+        /* Opened O_NONBLOCK (a FIFO must not hold the open): a regular file's reads must wait
+         * for the disk instead of failing with EAGAIN, so the flag goes (a quick fcntl, once
+         * per load). */
+        if (fcntl(e->load->fd, F_SETFL, 0) < 0) {
+            if (first)
+                e->status = 503;
+            sfile_put(w, e->load);
+            e->load = NULL;
+            load_next(w, e);
+            return;
+        }
         take_stat(e->load, &e->stx);
         struct coil__swork *s = w->files;
         uint64_t size = e->load->size;
@@ -715,26 +726,16 @@ static bool has_siblings(const struct entry *e)
     return e->f[COIL__BR] || e->f[COIL__GZIP];
 }
 
-static enum coil__coding choose(struct coil_req *req, const struct entry *e)
+/* The representation to send: a sibling the client accepts, else the file itself. */
+static enum coil__coding choose(const struct coil__accept *a, const struct entry *e)
 {
-    if (!has_siblings(e))
-        return COIL__IDENTITY;
-    struct coil__accept a;
-    coil__accept_init(&a);
-    size_t n = coil_req_header_count(req);
-    for (size_t i = 0; i < n; i++) {
-        struct coil_str name, value;
-        if (coil_req_header_at(req, i, &name, &value) == 0 &&
-            coil__eq_nocase(name.ptr, name.len, "accept-encoding"))
-            coil__accept_parse(&a, value.ptr, value.len);
-    }
     enum coil__coding offered[2];
     size_t k = 0;
     if (e->f[COIL__BR])
         offered[k++] = COIL__BR;
     if (e->f[COIL__GZIP])
         offered[k++] = COIL__GZIP;
-    return coil__accept_choose(&a, offered, k);
+    return k ? coil__accept_choose(a, offered, k) : COIL__IDENTITY;
 }
 
 static int put_header(struct coil_res *res, const char *name, const char *v, size_t n)
@@ -755,31 +756,86 @@ static int validators(struct coil_res *res, const struct entry *e, const struct 
     return err;
 }
 
-/* RFC 9110 §13.2.2: 412, 304, or 0 to go on. */
-static int preconditions(struct coil_req *req, const struct sfile *f)
+/* The request fields a file's answer depends on, gathered in one pass over the headers. A
+ * list field sent on several lines (If-Match, If-None-Match) counts as one list. */
+struct conds {
+    struct coil__accept accept;
+    struct coil_str ius, ims, range, if_range; /* the first line of each, or {NULL, 0} */
+    /* Per representation: -1 the field is absent, else whether its ETag is listed. */
+    int8_t if_match[NREPR], if_none_match[NREPR];
+};
+
+/* Folds one line of an entity-tag list field into what is known of every representation. */
+static void listed(int8_t *out, const struct entry *e, struct coil_str v, bool strong)
 {
-    struct coil_str im = coil_req_header(req, "if-match");
-    if (im.ptr) {
-        if (!etag_listed(im, f->etag, f->etag_len, true))
-            return 412;
-    } else {
-        struct coil_str ius = coil_req_header(req, "if-unmodified-since");
-        int64_t t = ius.ptr ? parse_http_date(ius) : -1;
+    for (int i = 0; i < NREPR; i++)
+        if (e->f[i])
+            out[i] = out[i] > 0 || etag_listed(v, e->f[i]->etag, e->f[i]->etag_len, strong);
+}
+
+static void gather(struct coil_req *req, const struct entry *e, struct conds *k)
+{
+    bool siblings = e->f[COIL__BR] || e->f[COIL__GZIP];
+    k->ius = k->ims = k->range = k->if_range = (struct coil_str){NULL, 0};
+    memset(k->if_match, -1, sizeof(k->if_match));
+    memset(k->if_none_match, -1, sizeof(k->if_none_match));
+    coil__accept_init(&k->accept);
+    size_t n = coil_req_header_count(req);
+    for (size_t i = 0; i < n; i++) {
+        struct coil_str name, v;
+        coil_req_header_at(req, i, &name, &v);
+        const char *p = name.ptr;
+        switch (name.len) {
+        case 5: /* range */
+            if (!k->range.ptr && coil__eq_nocase(p, 5, "range"))
+                k->range = v;
+            break;
+        case 8: /* if-match, if-range */
+            if (coil__eq_nocase(p, 8, "if-match"))
+                listed(k->if_match, e, v, true);
+            else if (!k->if_range.ptr && coil__eq_nocase(p, 8, "if-range"))
+                k->if_range = v;
+            break;
+        case 13:
+            if (coil__eq_nocase(p, 13, "if-none-match"))
+                listed(k->if_none_match, e, v, false);
+            break;
+        case 15:
+            if (siblings && coil__eq_nocase(p, 15, "accept-encoding"))
+                coil__accept_parse(&k->accept, v.ptr, v.len);
+            break;
+        case 17:
+            if (!k->ims.ptr && coil__eq_nocase(p, 17, "if-modified-since"))
+                k->ims = v;
+            break;
+        case 19:
+            if (!k->ius.ptr && coil__eq_nocase(p, 19, "if-unmodified-since"))
+                k->ius = v;
+            break;
+        }
+    }
+}
+
+/* RFC 9110 §13.2.2: 412, 304, or 0 to go on. */
+static int preconditions(const struct conds *k, enum coil__coding c, const struct sfile *f)
+{
+    if (k->if_match[c] == 0)
+        return 412;
+    if (k->if_match[c] < 0) {
+        int64_t t = k->ius.ptr ? parse_http_date(k->ius) : -1;
         if (t >= 0 && f->mtime_s > t)
             return 412;
     }
-    struct coil_str inm = coil_req_header(req, "if-none-match");
-    if (inm.ptr)
-        return etag_listed(inm, f->etag, f->etag_len, false) ? 304 : 0;
-    struct coil_str ims = coil_req_header(req, "if-modified-since");
-    int64_t t = ims.ptr ? parse_http_date(ims) : -1;
+    if (k->if_none_match[c] >= 0)
+        return k->if_none_match[c] ? 304 : 0;
+    int64_t t = k->ims.ptr ? parse_http_date(k->ims) : -1;
     return t >= 0 && f->mtime_s <= t ? 304 : 0;
 }
 
 /* Whether If-Range (if any) lets the Range field apply. */
-static bool if_range_ok(struct coil_req *req, const struct sfile *f)
+static bool if_range_ok(const struct conds *k, const struct sfile *f)
 {
-    struct coil_str ir = coil_req_header(req, "if-range");
+    struct coil_str ir = k->if_range;
     if (!ir.ptr)
         return true;
     if (ir.len && ir.ptr[0] == '"')
@@ -830,12 +886,14 @@ static int serve(struct coil_req *req, struct coil_res *res, struct entry *e, st
                              : s == 503 ? "Service Unavailable\n"
                                         : "Internal Server Error\n");
     }
-    enum coil__coding c = choose(req, e);
+    struct conds k;
+    gather(req, e, &k);
+    enum coil__coding c = choose(&k.accept, e);
     struct sfile *f = e->f[c];
     int err = validators(res, e, f);
     if (err)
         return err;
-    int pre = preconditions(req, f);
+    int pre = preconditions(&k, c, f);
     if (pre) {
         coil_res_status(res, pre);
         return 0;
@@ -850,8 +908,8 @@ static int serve(struct coil_req *req, struct coil_res *res, struct entry *e, st
     uint64_t from = 0, len = f->size;
     struct coil_str method = coil_req_method(req);
     bool get = method.len == 3; /* the route is GET's: GET or HEAD */
-    struct coil_str range = coil_req_header(req, "range");
-    if (range.ptr && get && if_range_ok(req, f)) {
+    struct coil_str range = k.range;
+    if (range.ptr && get && if_range_ok(&k, f)) {
         uint64_t a, b;
         int r = parse_range(range, f->size, &a, &b);
         char cr[64];
