@@ -245,6 +245,41 @@ int coil__parse_duration_ms(const char *s, uint64_t *out)
     return parse_scaled(s, K_DUR, out);
 }
 
+int coil__prefix_option(struct coil_app *app, const char *value, const char *flag,
+                        const char *usage,
+                        int (*add)(struct coil_app *app, const char *pattern, const char *target))
+{
+    for (const char *p = value; *p;) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        size_t n = strcspn(p, " ");
+        char item[4096];
+        if (n >= sizeof(item) - 2)
+            return -1;
+        memcpy(item, p, n);
+        item[n] = 0;
+        p += n;
+        char *eq = strchr(item, '=');
+        int err = -EINVAL;
+        if (eq && eq != item && eq[-1] == '/') {
+            *eq = 0;
+            char pattern[sizeof(item) + 1];
+            snprintf(pattern, sizeof(pattern), "%s*", item);
+            err = add(app, pattern, eq + 1);
+            *eq = '=';
+        }
+        if (err == -EEXIST)
+            fprintf(stderr, "coil: --%s %s: that prefix is routed already\n", flag, item);
+        else if (err < 0)
+            fprintf(stderr, "coil: --%s %s: %s\n", flag, item, usage);
+        if (err < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int coil__parse_size(const char *s, uint64_t *out)
 {
     return parse_scaled(s, K_SIZE, out);

@@ -67,6 +67,12 @@ struct coil__option; /* an application option (coil_app_option) */
 int coil__parse_duration_ms(const char *s, uint64_t *out); /* config.c's DUR syntax */
 int coil__parse_count(const char *s, uint64_t *out);       /* decimal digits only */
 int coil__parse_size(const char *s, uint64_t *out);        /* bytes, or with K, M, G */
+/* An option of the form PREFIX=TARGET, PREFIX ending in '/' (several in its variable, separated
+ * by spaces: --proxy, --static): add(app, PREFIX followed by '*', TARGET) for each. 0, or -1
+ * after printing usage (or that the prefix is routed already) for the item that failed. */
+int coil__prefix_option(struct coil_app *app, const char *value, const char *flag,
+                        const char *usage,
+                        int (*add)(struct coil_app *app, const char *pattern, const char *target));
 /* An option without a value on the command line ("--no-metrics"): set gets "1", or what its
  * variable holds. */
 int coil__app_flag(struct coil_app *app, const char *name, const char *env, const char *help,

@@ -412,41 +412,17 @@ int coil_route_proxy(struct coil_app *app, const char *pattern, const char *url)
 }
 
 /* --proxy PREFIX=URL: PREFIX is a path ending in "/" (the route is PREFIX*). */
+static int add_proxy(struct coil_app *app, const char *pattern, const char *url)
+{
+    return coil_route_proxy(app, pattern, url);
+}
+
 static int proxy_option(const char *value, void *ud)
 {
-    struct coil_app *app = ud;
-    /* The variable may hold several, separated by spaces. */
-    const char *p = value;
-    while (*p) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        const char *e = strchr(p, ' ');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        char item[1024];
-        if (n >= sizeof(item) - 1)
-            return -1;
-        memcpy(item, p, n);
-        item[n] = 0;
-        char *eq = strchr(item, '=');
-        if (!eq || eq == item || eq[-1] != '/') {
-            fprintf(stderr, "coil: --proxy wants PREFIX=URL with PREFIX ending in '/', "
-                            "like /api/=http://127.0.0.1:9000/\n");
-            return -1;
-        }
-        *eq = 0;
-        char pattern[1040];
-        snprintf(pattern, sizeof(pattern), "%s*", item);
-        int err = coil_route_proxy(app, pattern, eq + 1);
-        if (err < 0) {
-            fprintf(stderr, "coil: --proxy %s=%s: %s\n", item, eq + 1,
-                    err == -EEXIST ? "that prefix is routed already" : "bad prefix or URL");
-            return -1;
-        }
-        p += n;
-    }
-    return 0;
+    return coil__prefix_option(ud, value, "proxy",
+                               "wants PREFIX=URL with PREFIX ending in '/' and an http:// URL, "
+                               "like /api/=http://127.0.0.1:9000/",
+                               add_proxy);
 }
 
 int coil__proxies_apply(struct coil_app *app)

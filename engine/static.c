@@ -1328,39 +1328,20 @@ int coil_route_static(struct coil_app *app, const char *pattern, const char *roo
 }
 
 /* --static PREFIX=DIR (the variable may hold several, space-separated). */
+static int add_static(struct coil_app *app, const char *pattern, const char *root)
+{
+    int err = coil_route_static(app, pattern, root, NULL);
+    if (err == 0)
+        app->statics->routes->from_flag = true; /* takes --static-cache-control */
+    return err;
+}
+
 static int static_option(const char *value, void *ud)
 {
-    struct coil_app *app = ud;
-    for (const char *p = value; *p;) {
-        while (*p == ' ')
-            p++;
-        if (!*p)
-            break;
-        size_t n = strcspn(p, " ");
-        char item[4096];
-        if (n >= sizeof(item) - 1)
-            return -1;
-        memcpy(item, p, n);
-        item[n] = 0;
-        p += n;
-        char *eq = strchr(item, '=');
-        if (!eq || eq == item || eq[-1] != '/' || !eq[1]) {
-            fprintf(stderr, "coil: --static wants PREFIX=DIR with PREFIX ending in '/', like "
-                            "/static/=/srv/static\n");
-            return -1;
-        }
-        *eq = 0;
-        char pattern[4100];
-        snprintf(pattern, sizeof(pattern), "%s*", item);
-        int err = coil_route_static(app, pattern, eq + 1, NULL);
-        if (err < 0) {
-            fprintf(stderr, "coil: --static %s=%s: %s\n", item, eq + 1,
-                    err == -EEXIST ? "that prefix is routed already" : "bad prefix");
-            return -1;
-        }
-        app->statics->routes->from_flag = true;
-    }
-    return 0;
+    return coil__prefix_option(ud, value, "static",
+                               "wants PREFIX=DIR with PREFIX ending in '/', like "
+                               "/static/=/srv/static",
+                               add_static);
 }
 
 static int cache_control_option(const char *value, void *ud)
