@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,6 +129,8 @@ struct coil__swork {
     uint32_t count;
     uint64_t bytes; /* bodies held in memory */
     uint64_t budget;
+    uint32_t fds;       /* descriptors held open (entries' and downloads') */
+    uint32_t fd_budget; /* beyond it, entries holding one are evicted first */
     struct entry *lru_head, *lru_tail;
 };
 
@@ -213,12 +216,20 @@ static void account(struct coil__worker *w, int64_t delta)
     STAT_ADD(w, st_bytes, (uint64_t)delta);
 }
 
+static void sfile_close(struct coil__worker *w, struct sfile *f)
+{
+    if (f->fd < 0)
+        return;
+    close(f->fd);
+    f->fd = -1;
+    w->files->fds--;
+}
+
 static void sfile_put(struct coil__worker *w, struct sfile *f)
 {
     if (!f || --f->refs)
         return;
-    if (f->fd >= 0)
-        close(f->fd);
+    sfile_close(w, f);
     if (f->data) {
         account(w, -(int64_t)f->size);
         coil__wfree(&w->wa, f->data);
@@ -288,15 +299,26 @@ static void entry_remove(struct coil__worker *w, struct entry *e)
         entry_free(w, e);
 }
 
-/* Makes room for one more entry and need more bytes: the least recently used ready entries go
- * (a download keeps its file open through its own reference). */
-static void evict(struct coil__worker *w, uint64_t need)
+static bool holds_fd(const struct entry *e)
+{
+    for (int i = 0; i < NREPR; i++)
+        if (e->f[i] && e->f[i]->fd >= 0)
+            return true;
+    return false;
+}
+
+/* Makes room for one more entry, need more bytes and (fd) one more descriptor: the least
+ * recently used ready entries go (a download keeps its file open through its own reference). */
+static void evict(struct coil__worker *w, uint64_t need, bool fd)
 {
     struct coil__swork *s = w->files;
-    struct entry *e = s->lru_tail;
-    while (e && (s->count >= MAX_ENTRIES || s->bytes + need > s->budget)) {
+    for (struct entry *e = s->lru_tail; e;) {
+        bool over = s->count >= MAX_ENTRIES || s->bytes + need > s->budget;
+        bool over_fd = fd && s->fds >= s->fd_budget;
+        if (!over && !over_fd)
+            break;
         struct entry *prev = e->prev;
-        if (e->state == E_READY && !e->waiters)
+        if (e->state == E_READY && !e->waiters && (over || holds_fd(e)))
             entry_remove(w, e);
         e = prev;
     }
@@ -315,7 +337,7 @@ static struct entry *entry_new(struct coil__worker *w, const struct sroute *r, u
                                const char *p, size_t n)
 {
     struct coil__swork *s = w->files;
-    evict(w, 0);
+    evict(w, 0, false);
     uint32_t idx, gen;
     struct entry *e = coil__slab_get(&s->entries, &idx, &gen);
     if (!e)
@@ -346,10 +368,22 @@ static struct entry *entry_new(struct coil__worker *w, const struct sroute *r, u
 
 static void entry_done(struct coil__worker *w, struct entry *e);
 
-/* The representations this entry looks for: not siblings of a file that is itself one. */
+/* Whether a directory at e's path is answered with a redirect to its index: not when the
+ * route serves none, nor when the path is that index already (an index that is a directory). */
+static bool redirectable(const struct entry *e)
+{
+    const char *ix = e->route->index;
+    if (!ix)
+        return false;
+    size_t il = strlen(ix), n = e->path_len;
+    return !(n >= il && !strcmp(e->path + n - il, ix) && (n == il || e->path[n - il - 1] == '/'));
+}
+
+/* The representations this entry looks for: not siblings of a file that is itself one, nor of
+ * what is not a file (a directory's redirect). */
 static int reprs_of(const struct entry *e)
 {
-    if (e->route->no_precompressed)
+    if (e->route->no_precompressed || e->status)
         return 1;
     size_t n = e->path_len;
     if ((n > 3 && !memcmp(e->path + n - 3, ".br", 3)) ||
@@ -374,6 +408,7 @@ static int submit(struct coil__worker *w, struct entry *e)
         io_uring_prep_statx(sqe, e->route->dirfd, path, AT_STATX_SYNC_AS_STAT, STATX_BASIC_STATS,
                             &e->stx);
     } else if (e->step == OPEN) {
+        evict(w, 0, true);
         /* Nothing outside the root: no "..", no absolute or escaping symlink. O_NONBLOCK: a
          * FIFO must not hold the open (it is refused once seen not to be a regular file). */
         e->how = (struct open_how){
@@ -393,12 +428,17 @@ static int submit(struct coil__worker *w, struct entry *e)
     return 0;
 }
 
+/* An IMF-fixdate, written by hand: strftime's names follow the locale. */
 static void put_http_date(char *out, uint8_t *len, int64_t t)
 {
+    static const char days[] = "SunMonTueWedThuFriSat", months[] = "JanFebMarAprMayJunJulAug"
+                                                                   "SepOctNovDec";
     struct tm tm;
     time_t tt = (time_t)t;
     gmtime_r(&tt, &tm);
-    *len = (uint8_t)strftime(out, 32, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    *len = (uint8_t)snprintf(out, 32, "%.3s, %02d %.3s %04d %02d:%02d:%02d GMT",
+                             days + 3 * tm.tm_wday, tm.tm_mday, months + 3 * tm.tm_mon,
+                             tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 static bool same_file(const struct sfile *f, const struct statx *x)
@@ -417,7 +457,9 @@ static void take_stat(struct sfile *f, const struct statx *x)
     f->dev = (uint64_t)x->stx_dev_major << 32 | x->stx_dev_minor;
     f->mtime_ns = (uint64_t)x->stx_mtime.tv_sec * 1000000000u + x->stx_mtime.tv_nsec;
     f->ctime_ns = (uint64_t)x->stx_ctime.tv_sec * 1000000000u + x->stx_ctime.tv_nsec;
-    f->mtime_s = x->stx_mtime.tv_sec;
+    /* RFC 9110 §8.8.2.1: never later than the response's Date (a file from the future). */
+    int64_t now = (int64_t)time(NULL);
+    f->mtime_s = x->stx_mtime.tv_sec < now ? x->stx_mtime.tv_sec : now;
     f->etag_len = (uint8_t)snprintf(f->etag, sizeof(f->etag), "\"%llx-%llx-%llx\"",
                                     (unsigned long long)f->size, (unsigned long long)f->mtime_ns,
                                     (unsigned long long)f->ino);
@@ -461,6 +503,12 @@ static void load_step(struct coil__worker *w, struct entry *e, int res)
 {
     bool first = e->repr == 0;
     if (e->step == OPEN) {
+        if (res == -EMFILE || res == -ENFILE) {
+            /* Out of descriptors: hold fewer from now on, and free some for the next open. */
+            struct coil__swork *s = w->files;
+            s->fd_budget = s->fds / 2 > 16 ? s->fds / 2 : 16;
+            evict(w, 0, true);
+        }
         if (res < 0) {
             if (first)
                 e->status = res == -EACCES ? 403
@@ -479,11 +527,12 @@ static void load_step(struct coil__worker *w, struct entry *e, int res)
         }
         e->load->refs = 1;
         e->load->fd = res;
+        w->files->fds++;
         e->step = STAT;
     } else if (e->step == STAT) {
         if (res < 0 || !S_ISREG(e->stx.stx_mode)) {
             if (first)
-                e->status = res >= 0 && S_ISDIR(e->stx.stx_mode) && e->route->index ? 301
+                e->status = res >= 0 && S_ISDIR(e->stx.stx_mode) && redirectable(e) ? 301
                             : res == -ENOMEM                                        ? 503
                                                                                     : 404;
             sfile_put(w, e->load);
@@ -505,11 +554,16 @@ static void load_step(struct coil__worker *w, struct entry *e, int res)
         take_stat(e->load, &e->stx);
         struct coil__swork *s = w->files;
         uint64_t size = e->load->size;
-        if (size == 0 || size > MEM_FILE_MAX || size > s->budget / 8) {
+        if (size == 0) {
+            sfile_close(w, e->load); /* nothing to read, ever: no descriptor to hold */
+            load_next(w, e);
+            return;
+        }
+        if (size > MEM_FILE_MAX || size > s->budget / 8) {
             load_next(w, e); /* streamed from its descriptor per request */
             return;
         }
-        evict(w, size);
+        evict(w, size, false);
         if (s->bytes + size > s->budget || !(e->load->data = coil__walloc(&w->wa, size))) {
             load_next(w, e);
             return;
@@ -529,8 +583,7 @@ static void load_step(struct coil__worker *w, struct entry *e, int res)
         }
         e->got += (uint64_t)res;
         if (e->got == e->load->size) {
-            close(e->load->fd);
-            e->load->fd = -1;
+            sfile_close(w, e->load);
             load_next(w, e);
             return;
         }
@@ -538,6 +591,8 @@ static void load_step(struct coil__worker *w, struct entry *e, int res)
     if (submit(w, e) < 0) {
         if (first)
             e->status = 503;
+        sfile_put(w, e->load); /* never kept half loaded */
+        e->load = NULL;
         load_next(w, e);
     }
 }
@@ -847,6 +902,9 @@ static bool if_range_ok(const struct conds *k, const struct sfile *f)
 static int redirect(struct coil_req *req, struct coil_res *res)
 {
     struct coil_str path = coil_req_path(req), query = coil_req_query(req);
+    /* One leading slash: "//host/dir/" would be another host's URL to a browser. */
+    while (path.len > 1 && path.ptr[1] == '/')
+        path.ptr++, path.len--;
     size_t n = path.len + 2 + query.len;
     char *loc = coil_req_alloc(req, n);
     if (!loc)
@@ -898,6 +956,18 @@ static int serve(struct coil_req *req, struct coil_res *res, struct entry *e, st
         coil_res_status(res, pre);
         return 0;
     }
+    /* The range first: a 416 describes no representation (no Content-Type of the file's, no
+     * Content-Encoding). */
+    uint64_t from = 0, len = f->size, a = 0, b = 0;
+    struct coil_str method = coil_req_method(req);
+    bool get = method.len == 3; /* the route is GET's: GET or HEAD */
+    int r = k.range.ptr && get && if_range_ok(&k, f) ? parse_range(k.range, f->size, &a, &b) : 0;
+    char cr[64];
+    if (r < 0) {
+        int n = snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)f->size);
+        err = coil_res_headern(res, "Content-Range", 13, cr, (size_t)n);
+        return err ? err : coil_res_text(res, 416, "text/plain", "Range Not Satisfiable\n");
+    }
     if ((err = put_header(res, "Content-Type", e->ctype, strlen(e->ctype))) ||
         (err = put_header(res, "Accept-Ranges", "bytes", 5)))
         return err;
@@ -905,29 +975,14 @@ static int serve(struct coil_req *req, struct coil_res *res, struct entry *e, st
         (err = put_header(res, "Content-Encoding", c == COIL__BR ? "br" : "gzip",
                           c == COIL__BR ? 2 : 4)))
         return err;
-    uint64_t from = 0, len = f->size;
-    struct coil_str method = coil_req_method(req);
-    bool get = method.len == 3; /* the route is GET's: GET or HEAD */
-    struct coil_str range = k.range;
-    if (range.ptr && get && if_range_ok(&k, f)) {
-        uint64_t a, b;
-        int r = parse_range(range, f->size, &a, &b);
-        char cr[64];
-        if (r < 0) {
-            int n = snprintf(cr, sizeof(cr), "bytes */%llu", (unsigned long long)f->size);
-            coil_res_header_remove(res, "Accept-Ranges");
-            err = coil_res_headern(res, "Content-Range", 13, cr, (size_t)n);
-            return err ? err : coil_res_text(res, 416, "text/plain", "Range Not Satisfiable\n");
-        }
-        if (r > 0) {
-            int n = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)a,
-                             (unsigned long long)b, (unsigned long long)f->size);
-            if ((err = coil_res_headern(res, "Content-Range", 13, cr, (size_t)n)))
-                return err;
-            coil_res_status(res, 206);
-            from = a;
-            len = b - a + 1;
-        }
+    if (r > 0) {
+        int n = snprintf(cr, sizeof(cr), "bytes %llu-%llu/%llu", (unsigned long long)a,
+                         (unsigned long long)b, (unsigned long long)f->size);
+        if ((err = coil_res_headern(res, "Content-Range", 13, cr, (size_t)n)))
+            return err;
+        coil_res_status(res, 206);
+        from = a;
+        len = b - a + 1;
     }
     if (f->data || len == 0)
         return coil_res_body_static(res, f->data ? f->data + from : "", len);
@@ -1152,7 +1207,7 @@ static int handler(struct coil_req *req, struct coil_res *res, void *ud)
             return rc;
         struct sreq *q = sreq_defer(w, res);
         if (!q)
-            return -ENOMEM;
+            return coil__res_error(res, 503); /* not the 206 serve began */
         download(w, q, res, &p);
         return 0;
     }
@@ -1442,6 +1497,11 @@ int coil__static_start(struct coil__worker *w)
         return -ENOMEM;
     w->files = s;
     s->budget = w->app->statics->cache_bytes;
+    /* A quarter of the process's descriptors, shared by the workers: the rest are for sockets. */
+    struct rlimit rl;
+    rlim_t fds = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    fds = fds / 4 / w->app->nworkers;
+    s->fd_budget = fds < 16 ? 16 : fds > 65536 ? 65536 : (uint32_t)fds;
     s->mask = 2 * MAX_ENTRIES - 1;
     int err;
     if (!(s->buckets = coil__wcalloc(&w->wa, sizeof(*s->buckets) * (s->mask + 1))) ||

@@ -9,13 +9,15 @@ patterns, roots and values refused by the API (testapp checks those itself and e
 otherwise); a --static root that is not a directory, or a PREFIX without its slash, stops the
 demo with status 2 and a message; COIL_STATIC takes several routes."""
 
+import email.utils
 import gzip
 import os
 import shutil
 import subprocess
 import tempfile
 
-from coil_harness import CoilTestCase, clean_env, coil_bin, get, main, raw, request
+from coil_harness import (CoilTestCase, Conn, Server, clean_env, coil_bin, get, main, raw,
+                          request)
 
 
 def write(root, rel, data):
@@ -106,6 +108,74 @@ class Options(CoilTestCase):
         self.assertEqual(set(t.strip() for t in r.header("Allow").split(",")), {"GET", "HEAD"})
         r = self.fetch("/plain/readme.md", method="HEAD")
         self.assertEqual((r.status, r.header("Content-Length"), r.body), (200, "8", b""))
+
+
+class ReviewFixes(CoilTestCase):
+    """Defects a review of the first version found, each with the case that showed it."""
+
+    def setUp(self):
+        self.root = tempfile.mkdtemp(prefix="coil-static-fix-")
+        self.addCleanup(shutil.rmtree, self.root, True)
+
+    def ask(self, port, path, *headers):
+        return raw(port, request("GET", path, headers=list(headers) + ["Connection: close"]))[0]
+
+    def test_416_describes_no_representation(self):
+        write(self.root, "a.txt", b"x" * 50)
+        write(self.root, "a.txt.br", b"y" * 10)
+        srv = self.start("--workers", "1", "--static", "/s/=" + self.root)
+        r = self.ask(srv.port, "/s/a.txt", "Range: bytes=100-", "Accept-Encoding: br")
+        self.assertEqual(r.status, 416, r)
+        self.assertEqual(r.header_all("Content-Type"), ["text/plain"], r)
+        self.assertIsNone(r.header("Content-Encoding"), r)
+        self.assertEqual(r.header("Content-Range"), "bytes */10", r)
+
+    def test_index_that_is_a_directory_is_not_a_redirect_loop(self):
+        os.makedirs(os.path.join(self.root, "d", "index.html"))
+        srv = self.start("--workers", "1", "--static", "/s/=" + self.root)
+        self.assertEqual(self.ask(srv.port, "/s/d/").status, 404)
+        r = self.ask(srv.port, "/s/d")
+        self.assertEqual((r.status, r.header("Location")), (301, "/s/d/"))
+
+    def test_redirect_stays_on_this_host(self):
+        os.makedirs(os.path.join(self.root, "evil.example"))
+        srv = self.start("--workers", "1", "--static", "/=" + self.root)
+        r = self.ask(srv.port, "//evil.example")
+        self.assertEqual((r.status, r.header("Location")), (301, "/evil.example/"), r)
+
+    def test_last_modified_never_after_date(self):
+        write(self.root, "future.txt", b"later\n")
+        future = 1893456000  # 2030-01-01
+        os.utime(os.path.join(self.root, "future.txt"), (future, future))
+        srv = self.start("--workers", "1", "--static", "/s/=" + self.root)
+        r = self.ask(srv.port, "/s/future.txt")
+        self.assertEqual(r.status, 200)
+        lm = email.utils.parsedate_to_datetime(r.header("Last-Modified"))
+        date = email.utils.parsedate_to_datetime(r.header("Date"))
+        self.assertLessEqual(lm, date, r)
+
+    def test_descriptors_are_bounded(self):
+        """With 256 descriptors and every body read from disk (--static-cache 0), 400 files and
+        400 empty ones, each asked for once, all get 200 and the server still accepts: the
+        cache gives back descriptors instead of running the process out of them."""
+        for i in range(400):
+            write(self.root, "f%03d.txt" % i, b"file %d\n" % i)
+            write(self.root, "e%03d.txt" % i, b"")
+        prlimit = shutil.which("prlimit")
+        srv = Server(["--nofile=256:256", coil_bin(), "--workers", "1", "--static-cache", "0",
+                      "--static", "/s/=" + self.root], program=prlimit)
+        self._servers.append(srv)
+        self.addCleanup(self._stop_checked, srv, 0)
+        c = Conn(srv.port)
+        self.addCleanup(c.close)
+        for i in range(400):
+            r = c.request("GET", "/s/f%03d.txt" % i)
+            self.assertEqual((r.status, r.body), (200, b"file %d\n" % i))
+            r = c.request("GET", "/s/e%03d.txt" % i)
+            self.assertEqual((r.status, r.body), (200, b""))
+        for i in (0, 399):
+            r = get(srv.port, "/s/f%03d.txt" % i)  # a new connection: accepts still work
+            self.assertEqual((r.status, r.body), (200, b"file %d\n" % i))
 
 
 class Flags(CoilTestCase):
