@@ -370,6 +370,20 @@ static int open_listeners(struct coil_app *app)
     return 0;
 }
 
+/* The kernel moves the connections queued on a closing listener to another one of its
+ * SO_REUSEPORT group (net.ipv4.tcp_migrate_req, Linux 5.14): a replacement on the same port. */
+static bool migrate_req(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
+    int v = 0;
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v == 1;
+}
+
 /* ---- start-up checks -------------------------------------------------------------------- */
 
 /* This process runs under a seccomp filter (/proc/self/status "Seccomp: 2"). */
@@ -549,6 +563,11 @@ static void wait_workers(struct coil_app *app)
             coil__log("%s: draining (up to %llu ms); send it again to stop at once",
                       sig == SIGINT ? "SIGINT" : "SIGTERM",
                       (unsigned long long)app->cfg.drain_timeout_ms);
+            if (!migrate_req())
+                coil__log("connections the kernel has queued but coil has not accepted yet are "
+                          "reset as it closes its listeners: `sysctl -w "
+                          "net.ipv4.tcp_migrate_req=1` hands them to the coil replacing this "
+                          "one on the same port (README: Restarts and upgrades)");
             atomic_store(&app->stopping, 1);
         } else {
             atomic_store(&app->stopping, 2);

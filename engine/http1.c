@@ -1018,12 +1018,30 @@ static void on_read_timeout(struct coil__worker *w, struct coil_conn *c)
         coil__conn_partial_free(w, c);
         reject(w, c, 408);
     } else if (!coil__conn_queued(c)) {
-        STAT_INC(w, t_idle);
+        if (w->phase == PHASE_RUN)
+            STAT_INC(w, t_idle);     /* (draining: the grace above ended) */
         coil__conn_close_idle(w, c); /* idle keep-alive: silent close */
     } else {
         c->read_deadline = 0;
         coil__conn_set_timer(w, c);
     }
+}
+
+/*
+ * Draining: an idle connection is not closed at once, since its client may be sending a request
+ * right now, and a close crossing it would fail that request. It may stay idle DRAIN_GRACE_MS
+ * more (or its idle timeout, if shorter); a request in that time is answered with Connection:
+ * close. A replacement coil on the same port then takes the clients' next connections.
+ */
+#define DRAIN_GRACE_MS 1000
+static void on_drain(struct coil__worker *w, struct coil_conn *c)
+{
+    if (c->rq || c->in || coil__conn_queued(c) || (c->flags & CONN_SENDING))
+        return;
+    uint64_t grace =
+        w->app->cfg.idle_timeout_ms < DRAIN_GRACE_MS ? w->app->cfg.idle_timeout_ms : DRAIN_GRACE_MS;
+    c->read_deadline = w->now_ms + grace;
+    coil__conn_set_timer(w, c);
 }
 
 static void on_sent(struct coil__worker *w, struct coil_conn *c)
@@ -1037,7 +1055,7 @@ static void on_sent(struct coil__worker *w, struct coil_conn *c)
     if (coil__conn_queued(c))
         return;
     if (!c->in && w->phase != PHASE_RUN) {
-        coil__conn_close_idle(w, c); /* draining: idle now */
+        on_drain(w, c); /* draining: idle now, after a response that kept the connection */
         return;
     }
     if (!c->in) {
@@ -1059,12 +1077,6 @@ static void on_abort(struct coil__worker *w, struct coil_conn *c)
 
 /* Graceful shutdown began: idle connections close now; busy ones finish their request and are
  * answered with Connection: close. */
-static void on_drain(struct coil__worker *w, struct coil_conn *c)
-{
-    if (!c->rq && !c->in && !coil__conn_queued(c) && !(c->flags & CONN_SENDING))
-        coil__conn_close_idle(w, c);
-}
-
 const struct coil__proto coil__http1 = {
     .on_data = on_data,
     .on_eof = on_eof,

@@ -122,6 +122,16 @@ static void begin_drain(struct coil__worker *w)
     coil__loop_run(w, EV_DRAIN);
 }
 
+/* A listener's multishot accept is still in flight (its cancel has not completed): connections
+ * it accepted may still arrive, and are served. */
+static bool accepting(const struct coil__worker *w)
+{
+    for (unsigned k = 0; k < NLISTENERS; k++)
+        if (w->lst[k].armed)
+            return true;
+    return false;
+}
+
 static void check_phase(struct coil__worker *w)
 {
     struct coil_app *app = w->app;
@@ -137,7 +147,7 @@ static void check_phase(struct coil__worker *w)
             w->forced = true;
             coil__loop_run(w, EV_FORCE);
         }
-        if (w->open == 0) {
+        if (w->open == 0 && (w->forced || !accepting(w))) {
             w->phase = PHASE_JOBS;
             atomic_fetch_add(&app->done, 1);
         }

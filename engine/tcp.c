@@ -213,8 +213,8 @@ static void cancel_accept(struct coil__worker *w, struct coil__listener *l)
 {
     struct io_uring_sqe *sqe = coil__sqe(w);
     if (!sqe)
-        return; /* it stays armed until the ring exits: what it accepts while draining is
-                 * closed at once (on_accept) */
+        return; /* it stays armed until the drain times out: what it accepts meanwhile is
+                 * served (on_accept) */
     io_uring_prep_cancel64(sqe, UD(OP_ACCEPT, l - w->lst, 0), 0);
     io_uring_sqe_set_data64(sqe, UD(OP_IGNORE, 0, 0));
 }
@@ -625,14 +625,14 @@ static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
 
 /* ---- the listener ----------------------------------------------------------------------- */
 
-static void accept_one(struct coil__worker *w, int fd, bool tls)
+static struct coil_conn *accept_one(struct coil__worker *w, int fd, bool tls)
 {
     uint32_t idx, gen;
     struct coil_conn *c = coil__slab_get(&w->conns, &idx, &gen);
     if (!c) {
         close(fd); /* --max-conns reached, or out of memory */
         STAT_INC(w, refused);
-        return;
+        return NULL;
     }
     c->fd = fd;
     c->idx = idx;
@@ -647,9 +647,10 @@ static void accept_one(struct coil__worker *w, int fd, bool tls)
     c->read_deadline = w->now_ms + w->app->cfg.header_timeout_ms;
     if ((tls && coil__tls_accept(w, c) < 0) || arm_recv(w, c) < 0) {
         coil__conn_abort(w, c);
-        return;
+        return NULL;
     }
     coil__conn_set_timer(w, c);
+    return c;
 }
 
 /* ---- outbound connections --------------------------------------------------------------- */
@@ -717,6 +718,8 @@ static void on_connect(struct coil__worker *w, const struct io_uring_cqe *cqe)
     coil__conn_release(w, c);
 }
 
+static void drain_conn(struct coil__worker *w, struct coil_conn *c);
+
 static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
 {
     uint32_t k = UD_IDX(cqe->user_data);
@@ -742,6 +745,12 @@ static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
         }
         if (e != EINTR && e != ECONNABORTED && e != EAGAIN)
             coil__log("worker %u: accept: %s", w->id, strerror(e));
+    } else if (w->phase == PHASE_DRAIN) {
+        /* Accepted as the listener closed: its client is connected, so it is served (with
+         * Connection: close) rather than reset. */
+        struct coil_conn *c = accept_one(w, cqe->res, k == LST_TLS);
+        if (c)
+            drain_conn(w, c);
     } else if (w->phase != PHASE_RUN) {
         close(cqe->res);
     } else {
