@@ -195,13 +195,6 @@ static void count_abort(void *ud)
     atomic_fetch_add(&aborts, 1);
 }
 
-/* A deferred response with the worker tag; NULL-handle on failure. */
-static struct coil_defer defer(struct coil_res *res)
-{
-    tag_worker(res);
-    return coil_res_defer(res, count_abort, NULL);
-}
-
 /* ---- caches ---------------------------------------------------------------------------------- */
 
 static struct coil_cache *c_main, *c_repl, *c_small, *c_ttl;
@@ -472,6 +465,13 @@ static int cache_delete(struct coil_req *req, struct coil_res *res, void *ud)
 
 #ifdef COIL_HAVE_REDIS
 static struct coil_redis *rds;
+
+/* A deferred response with the worker tag; NULL-handle on failure. */
+static struct coil_defer defer(struct coil_res *res)
+{
+    tag_worker(res);
+    return coil_res_defer(res, count_abort, NULL);
+}
 
 static const char *type_name(enum coil_redis_type t)
 {
