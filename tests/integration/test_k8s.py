@@ -28,13 +28,21 @@ import os
 import re
 import sys
 
+DEBIAN_PACKAGES = "/usr/lib/python3/dist-packages"
 try:
     import kubernetes.client as kc
     import yaml
-except ImportError as e:
-    print("test_k8s: skipping, cannot import %s (apt-get install python3-kubernetes)" % e.name,
-          file=sys.stderr)
-    sys.exit(77)
+except ImportError:
+    # A python3 of its own ahead in PATH (pyenv, a venv) does not see Debian's packages: the
+    # models are pure Python, so Debian's directory serves any Python 3.11.
+    sys.path.append(DEBIAN_PACKAGES)
+    try:
+        import kubernetes.client as kc
+        import yaml
+    except ImportError as e:
+        print("test_k8s: skipping, cannot import %s (apt-get install python3-kubernetes)"
+              % e.name, file=sys.stderr)
+        sys.exit(77)
 
 from coil_harness import CoilTestCase, get, main
 
