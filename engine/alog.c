@@ -125,7 +125,9 @@ static size_t format_line(struct coil__alog *a, bool combined, struct coil_req *
             p = field(p, end, h->method, 32, false);
             *p++ = ' ';
             p = field(p, end, h->target, 2048, false);
-            p = h->minor ? COIL_PUT_LIT(p, " HTTP/1.1") : COIL_PUT_LIT(p, " HTTP/1.0");
+            p = (h->flags & COIL_HTTP_V2) ? COIL_PUT_LIT(p, " HTTP/2.0")
+                : h->minor                ? COIL_PUT_LIT(p, " HTTP/1.1")
+                                          : COIL_PUT_LIT(p, " HTTP/1.0");
         } else {
             *p++ = '-';
         }

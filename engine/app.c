@@ -367,6 +367,13 @@ static int open_listeners(struct coil_app *app)
     }
     if (!coil__tls_no_http(app) && (err = open_kind(app, LST_HTTP, &app->cfg.port, "--port")) < 0)
         return err;
+    int h2c_port = coil__h2c_port(app);
+    if (h2c_port >= 0) {
+        uint16_t port = (uint16_t)h2c_port;
+        if ((err = open_kind(app, LST_H2C, &port, "--h2c-port")) < 0)
+            return err;
+        coil__h2c_set_port(app, port);
+    }
     return 0;
 }
 
@@ -581,6 +588,7 @@ static void app_free(struct coil_app *app)
     coil__metrics_free(app);     /* its tables hang off the workers */
     coil__alog_free(app);
     coil__tls_free(app);
+    coil__h2_free(app);
     coil__static_free(app);
     for (unsigned i = 0; app->workers && i < app->nworkers; i++)
         free(app->workers[i]);
@@ -613,6 +621,7 @@ static const struct builtin {
     int (*install)(struct coil_app *app);
 } builtins[] = {
     {"tls", coil__tls_setup, coil__tls_install},          /* a transport: no middleware */
+    {"http2", coil__h2_setup, coil__h2_install},          /* a codec: no middleware */
     {"static", coil__static_setup, coil__static_install}, /* routes: no middleware */
     /* Outermost first: metrics and the access log see every answer, the others' included. */
     {"metrics", coil__metrics_setup, coil__metrics_install},
@@ -752,6 +761,9 @@ int coil_app_run(struct coil_app *app)
         if (!coil__tls_no_http(app))
             coil__log("listening on %s%s%s:%u with %u workers", v6 ? "[" : "", b, v6 ? "]" : "",
                       app->cfg.port, app->nworkers);
+        if (coil__h2c_port(app) >= 0)
+            coil__log("listening for h2c on %s%s%s:%d with %u workers", v6 ? "[" : "", b,
+                      v6 ? "]" : "", coil__h2c_port(app), app->nworkers);
     }
     wait_workers(app);
     for (unsigned i = 0; i < app->nthreads; i++)

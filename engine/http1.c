@@ -836,8 +836,49 @@ static bool hold(struct coil__worker *w, struct coil_conn *c, const char *data, 
     return true;
 }
 
+/*
+ * The first bytes of a plain connection: HTTP/2's preface (h2c with prior knowledge) hands the
+ * connection to http2.c with what came so far. A prefix of it is held until it is whole or
+ * differs. true when the bytes were taken here.
+ */
+static bool take_preface(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n)
+{
+    const char *p = data;
+    size_t len = n;
+    if (c->in) {
+        if (!hold(w, c, data, n))
+            return true;
+        p = c->in->data;
+        len = c->in->len;
+    }
+    int r = coil__h2_preface(w, p, len);
+    if (r < 0) {
+        if (!c->in && !hold(w, c, data, n))
+            return true;
+        after_input(w, c, false, 0);
+        return true;
+    }
+    c->flags &= (uint16_t)~CONN_FRESH;
+    if (r == 0) {
+        if (!c->in)
+            return false; /* HTTP/1.1: on as usual */
+        run_partial(w, c);
+        after_input(w, c, true, 0);
+        return true;
+    }
+    c->proto = &coil__http2;
+    struct coil__partial *in = c->in;
+    c->in = NULL;
+    c->proto->on_data(w, c, p, len);
+    if (in)
+        coil__buf_free(w, in, in->pooled);
+    return true;
+}
+
 static void on_data(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n)
 {
+    if ((c->flags & CONN_FRESH) && take_preface(w, c, data, n))
+        return;
     bool was_partial = c->in != NULL;
     uint32_t old_body_off = was_partial ? c->in->prog.body_off : 0;
     if (c->rq && c->rq->body_open) {

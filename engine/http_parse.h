@@ -42,6 +42,7 @@ enum {
     COIL_HTTP_HAS_LENGTH = 1u << 2, /* Content-Length present */
     COIL_HTTP_EXPECT_100 = 1u << 3, /* Expect: 100-continue */
     COIL_HTTP_HEAD = 1u << 4,       /* method is HEAD */
+    COIL_HTTP_V2 = 1u << 5,         /* came over HTTP/2 (http2.c builds it; never the parser) */
 };
 
 struct coil__http_req {

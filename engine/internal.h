@@ -175,6 +175,7 @@ enum {
     CONN_CONNECTING = 1u << 11, /* outbound: the connect is in flight */
     CONN_OUTBOUND = 1u << 12,   /* we connected (an upstream), not accepted */
     CONN_TLS = 1u << 13,        /* TLS runs over the socket (tls.c keeps its state by idx) */
+    CONN_FRESH = 1u << 14,      /* plain, nothing read yet: HTTP/2's preface may come */
 };
 
 struct coil_conn;
@@ -220,7 +221,8 @@ struct coil_conn {
     struct coil__obuf *out;          /* being sent, or NULL */
     struct coil__obuf *pend;         /* queued behind out, or NULL */
     union {
-        struct coil__rq *rq;    /* inbound: the request answered out of line, or NULL */
+        struct coil__rq *rq;    /* HTTP/1.1: the request answered out of line, or NULL */
+        struct coil__h2 *h2;    /* HTTP/2: the session (http2.c), once the preface came */
         struct coil__uconn *uc; /* outbound: the upstream client's state (client.c) */
     };
 };
@@ -293,6 +295,35 @@ static inline bool coil__handle_on(uint64_t h, unsigned worker, uint32_t *idx, u
 extern const struct coil__proto coil__http1;
 const char *coil__reason(int status);
 
+/* ---- HTTP/2 (http2.c; http2_none.c without libnghttp2) ---- */
+
+extern const struct coil__proto coil__http2;
+struct coil__h2s; /* a stream */
+int coil__h2_setup(struct coil_app *app);
+int coil__h2_install(struct coil_app *app);
+void coil__h2_free(struct coil_app *app);
+bool coil__h2_on(const struct coil_app *app);   /* h2 by ALPN, h2c on the plain port */
+int coil__h2c_port(const struct coil_app *app); /* --h2c-port, or -1 */
+void coil__h2c_set_port(struct coil_app *app, uint16_t port);
+/* Whether n bytes at the start of a plain connection are HTTP/2's preface: 1 whole, -1 a prefix
+ * of it so far, 0 not (or HTTP/2 is off). */
+int coil__h2_preface(struct coil__worker *w, const char *data, size_t n);
+/* The request layer's answers on a stream (as coil__http1_* on a connection). */
+int coil__h2_respond(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq, int status);
+void coil__h2_finish(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq, int status);
+int coil__h2_stream_head(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                         int status);
+int coil__h2_stream_piece(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                          const void *data, size_t len);
+void coil__h2_stream_end(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq);
+/* Ends rq's stream with RST_STREAM (a response that cannot end correctly): the stream's loss,
+ * not the connection's. */
+void coil__h2_reset(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq);
+size_t coil__h2_queued(const struct coil__rq *rq); /* response bytes waiting: stream + conn */
+void coil__h2_want_writable(struct coil__rq *rq);  /* before rq->want_writable is set */
+#define COIL_H2_ABUSE_KINDS 9
+extern const char *const coil__h2_abuse_kinds[COIL_H2_ABUSE_KINDS];
+
 /* ---- request and response (req.c, request.c) ---- */
 
 struct coil__rhdr {
@@ -335,6 +366,7 @@ struct coil__rq {
     struct coil_res res;
     uint32_t idx, gen;      /* slab handle: coil_defer */
     struct coil_conn *conn; /* the connection it arrived on */
+    struct coil__h2s *h2s;  /* HTTP/2: its stream, until the response is queued whole */
     const char *buf;        /* its bytes, until it defers: the head at buf, head_len long */
     size_t head_len;
     bool head;          /* HEAD: no body bytes */
@@ -421,6 +453,7 @@ struct coil__dispatch {
     uint64_t body_len; /* its Content-Length */
     uint64_t body_max;
     uint64_t wire; /* bytes of the request as received so far (head, body and its framing) */
+    struct coil__h2s *h2s; /* HTTP/2: the stream it came on */
 };
 enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED };
 int coil__request_start(struct coil__worker *w);
@@ -708,6 +741,10 @@ struct coil__counters {
     _Atomic uint64_t tls_ktx; /* handshakes whose sending went to the kernel's TLS */
     /* Static files (static.c): files opened; files cached and their bytes in memory (gauges). */
     _Atomic uint64_t st_opens, st_entries, st_bytes;
+    /* HTTP/2 (http2.c): connections, streams, RST_STREAM received, connections closed (or
+     * streams reset: stall) for abuse by kind (coil__h2_abuse_kinds). */
+    _Atomic uint64_t h2_conns, h2_streams, h2_resets_in;
+    _Atomic uint64_t h2_abuse[COIL_H2_ABUSE_KINDS];
 };
 
 #define STAT_INC(w, field) STAT_ADD(w, field, 1)
@@ -724,7 +761,7 @@ enum coil__phase {
 };
 
 /* A listening socket of the worker's: plain HTTP or TLS. */
-enum { LST_HTTP, LST_TLS, NLISTENERS };
+enum { LST_HTTP, LST_TLS, LST_H2C, NLISTENERS }; /* LST_H2C: --h2c-port */
 struct coil__listener {
     int fd;                   /* -1: none */
     bool armed;               /* a multishot accept is in flight */
@@ -835,6 +872,7 @@ struct coil_app {
     struct coil__alogcfg *alog;       /* alog.c: the access log's options and file */
     struct coil__tlscfg *tls;         /* tls.c: the TLS listener's options and certificates */
     struct coil__staticcfg *statics;  /* static.c: coil_route_static's routes and options */
+    struct coil__h2cfg *h2;           /* http2.c: HTTP/2's options, callbacks */
     unsigned nworkers;
     unsigned nthreads; /* worker threads created (joined at exit) */
     struct coil__worker **workers;

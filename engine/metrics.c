@@ -350,6 +350,26 @@ static void engine(struct coil__mout *o, const struct coil_app *app)
                "File contents held in memory by the static file caches, over all workers.",
                WSUM(app, st_bytes));
     }
+    if (coil__h2_on(app)) {
+        single(o, "coil_h2_connections_total", "counter",
+               "HTTP/2 connections (h2 by ALPN, h2c by its preface or --h2c-port).",
+               WSUM(app, h2_conns));
+        single(o, "coil_h2_streams_total", "counter", "HTTP/2 streams opened by clients.",
+               WSUM(app, h2_streams));
+        single(o, "coil_h2_resets_received_total", "counter",
+               "RST_STREAM frames received from clients.", WSUM(app, h2_resets_in));
+        head(o, "coil_h2_abuse_total", "counter",
+             "HTTP/2 connections closed with GOAWAY for abuse or protocol errors, by kind "
+             "(stall: streams reset after waiting on a closed window past --write-timeout).");
+        for (size_t i = 0; i < COIL_H2_ABUSE_KINDS; i++) {
+            uint64_t n = 0;
+            for (unsigned k = 0; k < app->nworkers; k++)
+                n +=
+                    atomic_load_explicit(&app->workers[k]->stats.h2_abuse[i], memory_order_relaxed);
+            coil__mout_printf(o, "coil_h2_abuse_total{kind=\"%s\"} %llu\n", coil__h2_abuse_kinds[i],
+                              (unsigned long long)n);
+        }
+    }
     head(o, "coil_http_parse_errors_total", "counter",
          "Requests refused before they could be parsed, by the status answered.");
     for (size_t i = 0; i <= NPARSE; i++) {

@@ -16,8 +16,8 @@
  * gone, --handler-timeout, the drain deadline), when on_abort runs. Either way its owner-bound
  * timers are cancelled and its slab slot is put back, which changes the slot's generation, so
  * a coil_defer handle kept past the end is recognised as stale. Everything here runs on the
- * request's worker. The codec is reached only through coil__http1_*; an HTTP/2 stream will be
- * a second codec behind the same calls.
+ * request's worker. The codec is reached only through the codec_* calls below: HTTP/1.1 answers
+ * on the connection (c->rq is its waiting request), HTTP/2 on the request's stream (rq->h2s).
  */
 #include <assert.h>
 #include <errno.h>
@@ -26,6 +26,41 @@
 #include "internal.h"
 
 static void on_deadline(struct coil__timer *t, void *ctx);
+
+/* ---- the codec -------------------------------------------------------------------------- */
+
+static bool on_h2(const struct coil_conn *c)
+{
+    return c->proto == &coil__http2;
+}
+
+static int codec_respond(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                         int status)
+{
+    if (on_h2(c))
+        return coil__h2_respond(w, c, rq, status);
+    return coil__http1_respond(w, c, rq, status);
+}
+
+static int codec_stream_piece(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq,
+                              const void *data, size_t len)
+{
+    if (on_h2(c))
+        return coil__h2_stream_piece(w, c, rq, data, len);
+    return coil__http1_stream_piece(w, c, rq, data, len);
+}
+
+/* Whether rq can still be answered: it is its connection's waiting request, or it has a stream. */
+static bool attached(const struct coil_conn *c, const struct coil__rq *rq)
+{
+    return on_h2(c) ? rq->h2s != NULL : c->rq == rq;
+}
+
+/* Response bytes waiting to be sent, as far as rq's writer is concerned. */
+static size_t codec_queued(const struct coil__rq *rq)
+{
+    return on_h2(rq->conn) ? coil__h2_queued(rq) : coil__conn_queued(rq->conn);
+}
 
 /* ---- the request object ----------------------------------------------------------------- */
 
@@ -64,6 +99,7 @@ static void setup(struct coil__worker *w, struct coil__rq *rq, struct coil_conn 
     rq->req.rq = rq;
     rq->res.rq = rq;
     rq->conn = c;
+    rq->h2s = d->h2s;
     rq->buf = d->buf;
     rq->head_len = d->head_len;
     rq->head = d->head;
@@ -271,7 +307,7 @@ static int respond(struct coil__worker *w, struct coil_conn *c, struct coil__rq 
 {
     status = after_steps(rq, status);
     rq->sent = status;
-    return coil__http1_respond(w, c, rq, status);
+    return codec_respond(w, c, rq, status);
 }
 
 /* A whole response for a deferred request (the codec detaches it from its connection). */
@@ -280,7 +316,23 @@ static void respond_later(struct coil__worker *w, struct coil_conn *c, struct co
 {
     status = after_steps(rq, status);
     rq->sent = status;
-    coil__http1_finish(w, c, rq, status);
+    if (on_h2(c))
+        coil__h2_finish(w, c, rq, status);
+    else
+        coil__http1_finish(w, c, rq, status);
+}
+
+/* A streamed response that cannot end correctly: over HTTP/1.1 only closing the connection says
+ * so (after rq is released); over HTTP/2 its stream is reset (before). */
+static void end_broken(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq)
+{
+    if (on_h2(c)) {
+        coil__h2_reset(w, c, rq);
+        release(w, rq, false);
+        return;
+    }
+    release(w, rq, false);
+    coil__conn_abort(w, c);
 }
 
 /* ---- running a request ------------------------------------------------------------------ */
@@ -334,8 +386,7 @@ static struct coil__rq *after_defer(struct coil__worker *w, struct coil_conn *c,
         return NULL;
     }
     if (hrc < 0 && rq->streaming) {
-        release(w, rq, false); /* the head is out: nothing correct can follow */
-        coil__conn_abort(w, c);
+        end_broken(w, c, rq); /* the head is out: nothing correct can follow */
         return NULL;
     }
     if (hrc < 0 || rq->finished) {
@@ -399,6 +450,7 @@ int coil__request_reject(struct coil__worker *w, struct coil_conn *c, int status
     rq.req.rq = &rq;
     rq.res.rq = NULL;
     rq.conn = c;
+    rq.h2s = NULL;
     rq.buf = NULL;
     rq.head = false;
     rq.keep = false;
@@ -434,7 +486,10 @@ static void end_stream(struct coil__worker *w, struct coil__rq *rq)
         rq->cut = true;
     if (rq->cut)
         rq->keep = false; /* short of its length or its filter failed: only a close tells */
-    coil__http1_stream_end(w, rq->conn, rq);
+    if (on_h2(rq->conn))
+        coil__h2_stream_end(w, rq->conn, rq);
+    else
+        coil__http1_stream_end(w, rq->conn, rq);
 }
 
 /* Answers a deferred request that is not on its handler's stack: its response as built (hrc as
@@ -490,9 +545,7 @@ int coil_mw_next(struct coil_req *req)
     } else if (rq->finished && rq->streaming) {
         release(w, rq, !rq->cut); /* ended inside, as after_defer does */
     } else if (hrc < 0 && rq->streaming) {
-        struct coil_conn *c = rq->conn;
-        release(w, rq, false);
-        coil__conn_abort(w, c);
+        end_broken(w, rq->conn, rq);
     } else if (hrc < 0 || rq->finished || (!rq->redeferred && !rq->mw_wait)) {
         finish_deferred(w, rq, hrc); /* answered (or failed) by the handler or a step */
     }
@@ -518,16 +571,15 @@ void coil__request_abort(struct coil__worker *w, struct coil__rq *rq, int status
     run_abort(w, rq);
     struct coil_conn *c = rq->conn;
     bool answered = false;
-    if (status && c->rq == rq) {
+    if (status && attached(c, rq)) {
         coil__conn_hold(c);
-        if (rq->streaming) {
-            c->rq = NULL; /* mid-body: closing is the only honest end */
-            coil__conn_abort(w, c);
-        } else if (coil__res_error(&rq->res, status) == 0) {
+        if (!rq->streaming && coil__res_error(&rq->res, status) == 0) {
             respond_later(w, c, rq, status);
             answered = true;
+        } else if (on_h2(c)) {
+            coil__h2_reset(w, c, rq); /* mid-body: only the stream goes */
         } else {
-            c->rq = NULL;
+            c->rq = NULL; /* mid-body: closing is the only honest end */
             coil__conn_abort(w, c);
         }
         coil__conn_release(w, c);
@@ -548,7 +600,10 @@ int coil_res_fail(struct coil_res *res, int status)
         /* after_defer answers it once the handler returns: as an error, or with a close. */
         if (rq->streaming) {
             rq->aborted = true; /* after_defer releases it */
-            coil__conn_abort(w, rq->conn);
+            if (on_h2(rq->conn))
+                coil__h2_reset(w, rq->conn, rq);
+            else
+                coil__conn_abort(w, rq->conn);
             return 0;
         }
         coil__res_error(res, status);
@@ -658,7 +713,8 @@ int coil_res_stream(struct coil_res *res)
     status = after_steps(rq, status);
     rq->sent = status;
     coil__conn_hold(c);
-    int err = coil__http1_stream_head(w, c, rq, status);
+    int err = on_h2(c) ? coil__h2_stream_head(w, c, rq, status)
+                       : coil__http1_stream_head(w, c, rq, status);
     if (!coil__conn_release(w, c))
         return stream_failed(w, rq, in_handler); /* rq and res may be gone: touch neither */
     if (err < 0) {
@@ -678,8 +734,10 @@ int coil_res_write(struct coil_res *res, const void *data, size_t len)
     if (rq->length && len > rq->length - 1 - rq->written)
         return -EMSGSIZE;
     struct coil__worker *w = res->w;
-    if (coil__conn_queued(rq->conn) > COIL_STREAM_HIGH) {
+    if (codec_queued(rq) > COIL_STREAM_HIGH) {
         /* The client is slow, not the handler: while it drains, the write timeout governs. */
+        if (on_h2(rq->conn))
+            coil__h2_want_writable(rq);
         rq->want_writable = true;
         coil__timer_cancel(&w->wheel, &rq->deadline);
         return -EAGAIN;
@@ -695,7 +753,7 @@ int coil_res_write(struct coil_res *res, const void *data, size_t len)
         err = rq->filter(res, data, len, false, rq->filter_ud);
         rq->in_filter = false;
     } else {
-        err = coil__http1_stream_piece(w, c, rq, data, len);
+        err = codec_stream_piece(w, c, rq, data, len);
     }
     if (!coil__conn_release(w, c))
         return stream_failed(w, rq, in_handler); /* rq and res may be gone: touch neither */
@@ -714,7 +772,7 @@ int coil_res_emit(struct coil_res *res, const void *data, size_t len)
     struct coil__rq *rq = res->rq;
     if (!rq || !rq->in_filter)
         return -EINVAL;
-    return coil__http1_stream_piece(res->w, rq->conn, rq, data, len);
+    return codec_stream_piece(res->w, rq->conn, rq, data, len);
 }
 
 int coil_res_on_writable(struct coil_res *res, void (*fn)(void *ud), void *ud)

@@ -625,8 +625,9 @@ static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
 
 /* ---- the listener ----------------------------------------------------------------------- */
 
-static struct coil_conn *accept_one(struct coil__worker *w, int fd, bool tls)
+static struct coil_conn *accept_one(struct coil__worker *w, int fd, unsigned kind)
 {
+    bool tls = kind == LST_TLS;
     uint32_t idx, gen;
     struct coil_conn *c = coil__slab_get(&w->conns, &idx, &gen);
     if (!c) {
@@ -637,7 +638,9 @@ static struct coil_conn *accept_one(struct coil__worker *w, int fd, bool tls)
     c->fd = fd;
     c->idx = idx;
     c->gen = gen;
-    c->proto = &coil__http1;
+    c->proto = kind == LST_H2C ? &coil__http2 : &coil__http1;
+    if (kind == LST_HTTP && coil__h2_on(w->app))
+        c->flags |= CONN_FRESH;
     c->timer.cb = on_conn_timer;
     w->open++;
     atomic_store_explicit(&w->stats.open, w->open - w->outbound, memory_order_relaxed);
@@ -748,14 +751,14 @@ static void on_accept(struct coil__worker *w, const struct io_uring_cqe *cqe)
     } else if (w->phase == PHASE_DRAIN) {
         /* Accepted as the listener closed: its client is connected, so it is served (with
          * Connection: close) rather than reset. */
-        struct coil_conn *c = accept_one(w, cqe->res, k == LST_TLS);
+        struct coil_conn *c = accept_one(w, cqe->res, k);
         if (c)
             drain_conn(w, c);
     } else if (w->phase != PHASE_RUN) {
         close(cqe->res);
     } else {
         l->warned = false;
-        accept_one(w, cqe->res, k == LST_TLS);
+        accept_one(w, cqe->res, k);
     }
     if (!l->armed && !l->paused && w->phase == PHASE_RUN)
         arm_accept(w, l);

@@ -518,6 +518,7 @@ static const struct {
     const char *name; /* as on the wire: length, then the name */
     const struct coil__proto *proto;
 } alpn_protos[] = {
+    {"\x02h2", &coil__http2}, /* unless --http2 off */
     {"\x08http/1.1", &coil__http1},
     {"\x08http/1.0", &coil__http1},
 };
@@ -528,6 +529,8 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     (void)ssl;
     (void)arg;
     for (size_t k = 0; k < sizeof(alpn_protos) / sizeof(alpn_protos[0]); k++) {
+        if (alpn_protos[k].proto == &coil__http2 && !coil__h2_on(coil__app))
+            continue;
         const unsigned char *want = (const unsigned char *)alpn_protos[k].name;
         for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
             if (in[i] == want[0] && i + 1u + in[i] <= inlen &&

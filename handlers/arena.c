@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * arena.c: the HttpArena benchmark workloads. /baseline11 adds the integers a and b from the
- * query (and, for POST, the body); /pipeline answers a static "ok"; /json/:count serialises the
- * first count items of the dataset, each with a "total" of price*quantity*m, per request with
- * coil's JSON writer; /upload counts the bytes of a body of up to 20 MiB as they stream in,
- * holding none of them.
+ * arena.c: the HttpArena benchmark workloads. /baseline11 (and /baseline2, its GET for the h2
+ * profiles) adds the integers a and b from the query (and, for POST, the body); /pipeline
+ * answers a static "ok"; /json/:count serialises the first count items of the dataset, each
+ * with a "total" of price*quantity*m, per request with coil's JSON writer; /upload counts the
+ * bytes of a body of up to 20 MiB as they stream in, holding none of them.
  *
  * The dataset is read from --dataset PATH (COIL_DATASET) by the option's set(), which runs on
  * the main thread while options are parsed, before any worker starts. It is parsed with jansson
@@ -330,6 +330,7 @@ int arena_routes(struct coil_app *app)
     int err = 0;
     err |= coil_route(app, "GET", "/baseline11", baseline, NULL);
     err |= coil_route(app, "POST", "/baseline11", baseline, NULL);
+    err |= coil_route(app, "GET", "/baseline2", baseline, NULL); /* baseline-h2, baseline-h2c */
     err |= coil_route(app, "GET", "/pipeline", pipeline, NULL);
     err |= coil_route(app, "GET", "/json/:count", json_items, NULL);
     /* HttpArena's json-comp: /json/:count compressed when the client asks (br, then gzip), and

@@ -308,10 +308,13 @@ class Protocols(TLSCase):
         self.assertTrue(r.handshake_ok, r)
         self.assertEqual(r.alpn, "http/1.1", r)
         self.assertIn("Hello, World!", r.out)
-        r = s_client(self.ec.tls_port, "-alpn", "h2,http/1.1", certs=CERTS)
-        self.assertEqual(r.alpn, "http/1.1", r)
-        # without http/1.1: a fatal no_application_protocol alert, nothing served
+        # HTTP/2 is offered first (test_http2.py has the rest): h2 when the client offers it
+        r = s_client(self.ec.tls_port, "-alpn", "http/1.1,h2", certs=CERTS)
+        self.assertEqual(r.alpn, "h2", r)
         r = s_client(self.ec.tls_port, "-alpn", "h2", certs=CERTS)
+        self.assertEqual(r.alpn, "h2", r)
+        # nothing we speak: a fatal no_application_protocol alert, nothing served
+        r = s_client(self.ec.tls_port, "-alpn", "spdy/3,h3", certs=CERTS)
         self.assertFalse(r.handshake_ok, r)
         self.assertIn("no application protocol", r.out, r)
         self.assertNotIn("Hello, World!", r.out)
@@ -322,11 +325,11 @@ class Protocols(TLSCase):
         self.assertIn("Hello, World!", r.out)
 
     def test_alpn_python(self):
-        conn = self.tconnect(self.ec, self.ctx(alpn=["h2", "http/1.1"]))
+        conn = self.tconnect(self.ec, self.ctx(alpn=["spdy/3", "http/1.1"]))
         self.assertEqual(conn.tls.selected_alpn_protocol(), "http/1.1")
         self.assertEqual(conn.request("GET", "/plaintext").body, HELLO)
         with self.assertRaisesRegex(ssl.SSLError, "(?i)no.application.protocol"):
-            TLSConn(self.ec.tls_port, self.ctx(alpn=["h2"])).close()
+            TLSConn(self.ec.tls_port, self.ctx(alpn=["spdy/3"])).close()
 
     def test_renegotiation_refused(self):
         for srv in (self.rsa, self.ec):
@@ -642,7 +645,7 @@ class Handshake(TLSCase):
         loud = self.start_tls("--workers", "1", "--log-level", "debug")
         failures = [("plain HTTP", request("GET", "/plaintext")),
                     ("not TLS", b"\x00" * 64),
-                    ("ALPN h2 only", first_flight(self.ctx(alpn=["h2"])))]
+                    ("ALPN spdy/3 only", first_flight(self.ctx(alpn=["spdy/3"])))]
         for what, data in failures:
             with self.subTest(failure=what):
                 marks = {}

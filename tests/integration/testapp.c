@@ -42,6 +42,11 @@
  *                      defer: the body (as the body), the path (X-Path), query parameter q
  *                      (X-Q) and header X-Tag (X-Tag)
  *   GET /defer-fail    defers with /hang's on_abort, then returns -EIO: 500, no abort
+ *   GET /pattern/:kb   a synchronous body of kb KiB (0..4096) copied with coil_res_body: byte i
+ *                      is i % 251, like /stream's
+ *   POST /early        an early route (coil_route_stream with on_body NULL): the handler runs at
+ *                      the head, defers and reads the body with coil_req_read; once it has
+ *                      ended, answers "length checksum" like /big. Body limit 1 MiB
  *   GET /stats         the engine's counters (requests, open, deferred, waiting, aborted) and
  *                      this program's: aborts, stale, late_watch (watch callbacks after
  *                      coil_unwatch), stream_aborts, writable (on_writable calls), pending
@@ -664,6 +669,59 @@ static int status_route(struct coil_req *req, struct coil_res *res, void *ud)
     return coil_res_text(res, (int)code, "text/plain", body);
 }
 
+/* GET /pattern/:kb: a big synchronous response */
+#define PATTERN_MAX_KB 4096
+static unsigned char big_pattern[PATTERN_MAX_KB << 10];
+
+static int pattern_route(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    unsigned long kb;
+    if (parse_num(coil_req_param(req, "kb"), PATTERN_MAX_KB, &kb) < 0)
+        return coil_res_text(res, 400, "text/plain", "kb must be 0..4096\n");
+    int r = coil_res_header(res, "Content-Type", "application/octet-stream");
+    if (r < 0)
+        return r;
+    return coil_res_body(res, big_pattern, kb << 10);
+}
+
+/* POST /early: the body read by the deferred handler itself */
+struct early {
+    struct coil_res *res;
+    uint64_t len;
+    unsigned long sum;
+};
+
+static int early_piece(struct coil_req *req, const void *data, size_t len, void *ud)
+{
+    struct early *e = ud;
+    if (len == 0) {
+        char out[64];
+        snprintf(out, sizeof(out), "%llu %lu", (unsigned long long)e->len, e->sum);
+        CHECK(coil_res_text(e->res, 200, "text/plain", out) == 0);
+        CHECK(coil_res_finish(e->res) == 0);
+        return 0;
+    }
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        e->sum = e->sum * 31 + p[i];
+    e->len += len;
+    return 0;
+}
+
+static int early(struct coil_req *req, struct coil_res *res, void *ud)
+{
+    if (!coil_res_defer(res, NULL, NULL).id)
+        return -ENOMEM;
+    struct early *e = coil_req_alloc(req, sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    *e = (struct early){.res = res};
+    int err = coil_req_read(req, early_piece, e);
+    if (err == -EPIPE)
+        return 0; /* the connection failed under the call: the request is gone */
+    return err;
+}
+
 static int stats(struct coil_req *req, struct coil_res *res, void *ud)
 {
     struct coil_stats s;
@@ -725,6 +783,8 @@ static int wait_routes(struct coil_app *app)
 {
     for (size_t i = 0; i < sizeof(pattern); i++)
         pattern[i] = (unsigned char)(i % 251);
+    for (size_t i = 0; i < sizeof(big_pattern); i++)
+        big_pattern[i] = (unsigned char)(i % 251);
     int err = 0;
     err |= coil_route(app, "GET", "/hang", hang, NULL);
     err |= coil_route(app, "GET", "/aborts", count_aborts, NULL);
@@ -744,6 +804,9 @@ static int wait_routes(struct coil_app *app)
     err |= coil_route(app, "POST", "/echo-later/:ms", echo_later, NULL);
     err |= coil_route(app, "GET", "/defer-fail", defer_fail, NULL);
     err |= coil_route(app, "GET", "/stats", stats, NULL);
+    err |= coil_route(app, "GET", "/pattern/:kb", pattern_route, NULL);
+    err |= coil_route_stream(app, "POST", "/early", NULL, early, NULL);
+    err |= coil_route_max_body(app, "POST", "/early", 1u << 20);
     return err ? -1 : 0;
 }
 
