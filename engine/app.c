@@ -364,6 +364,13 @@ static int open_listeners(struct coil_app *app)
         if ((err = open_kind(app, LST_TLS, &port, "--tls-port")) < 0)
             return err;
         coil__tls_set_port(app, port);
+        int port2 = coil__tls_port2(app);
+        if (port2 >= 0) {
+            port = (uint16_t)port2;
+            if ((err = open_kind(app, LST_TLS2, &port, "--tls-port")) < 0)
+                return err;
+            coil__tls_set_port2(app, port);
+        }
     }
     if (!coil__tls_no_http(app) && (err = open_kind(app, LST_HTTP, &app->cfg.port, "--port")) < 0)
         return err;
@@ -755,9 +762,12 @@ int coil_app_run(struct coil_app *app)
     } else {
         const char *b = app->cfg.bind;
         bool v6 = strchr(b, ':') != NULL;
-        if (coil__tls_port(app) >= 0)
-            coil__log("listening for TLS on %s%s%s:%d with %u workers", v6 ? "[" : "", b,
-                      v6 ? "]" : "", coil__tls_port(app), app->nworkers);
+        for (int i = 0; i < 2; i++) {
+            int p = i ? coil__tls_port2(app) : coil__tls_port(app);
+            if (p >= 0)
+                coil__log("listening for TLS on %s%s%s:%d with %u workers", v6 ? "[" : "", b,
+                          v6 ? "]" : "", p, app->nworkers);
+        }
         if (!coil__tls_no_http(app))
             coil__log("listening on %s%s%s:%u with %u workers", v6 ? "[" : "", b, v6 ? "]" : "",
                       app->cfg.port, app->nworkers);

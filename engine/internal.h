@@ -608,7 +608,9 @@ int coil__tls_install(struct coil_app *app);
 void coil__tls_free(struct coil_app *app);
 int coil__tls_port(const struct coil_app *app); /* the TLS listener's port, or -1: none */
 void coil__tls_set_port(struct coil_app *app, uint16_t port); /* the one the kernel picked */
-bool coil__tls_no_http(const struct coil_app *app);           /* --no-http */
+int coil__tls_port2(const struct coil_app *app);              /* --tls-port N,M: M, or -1 */
+void coil__tls_set_port2(struct coil_app *app, uint16_t port);
+bool coil__tls_no_http(const struct coil_app *app); /* --no-http */
 int coil__tls_start(struct coil__worker *w);
 void coil__tls_stop(struct coil__worker *w);
 /* A connection accepted on the TLS listener: its state, and CONN_TLS. 0 or -ENOMEM. */
@@ -761,7 +763,8 @@ enum coil__phase {
 };
 
 /* A listening socket of the worker's: plain HTTP or TLS. */
-enum { LST_HTTP, LST_TLS, LST_H2C, NLISTENERS }; /* LST_H2C: --h2c-port */
+/* LST_TLS2: --tls-port N,M's second; LST_H2C: --h2c-port */
+enum { LST_HTTP, LST_TLS, LST_TLS2, LST_H2C, NLISTENERS };
 struct coil__listener {
     int fd;                   /* -1: none */
     bool armed;               /* a multishot accept is in flight */

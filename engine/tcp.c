@@ -627,7 +627,7 @@ static void on_send(struct coil__worker *w, const struct io_uring_cqe *cqe)
 
 static struct coil_conn *accept_one(struct coil__worker *w, int fd, unsigned kind)
 {
-    bool tls = kind == LST_TLS;
+    bool tls = kind == LST_TLS || kind == LST_TLS2;
     uint32_t idx, gen;
     struct coil_conn *c = coil__slab_get(&w->conns, &idx, &gen);
     if (!c) {

@@ -113,6 +113,7 @@ struct ticket_key {
 
 struct coil__tlscfg {
     int port;                   /* -1: no TLS listener */
+    int port2;                  /* a second one (--tls-port N,M), or -1 */
     uint64_t ticket_ns;         /* --tls-ticket-rotate */
     pthread_mutex_t tlock;      /* guards tkeys */
     struct ticket_key tkeys[2]; /* the one sealing new tickets, and the one before it */
@@ -160,14 +161,24 @@ struct coil__tls {
 
 /* ---- options ---------------------------------------------------------------------------- */
 
+/* "N", or "N,M": a second TLS port with the same certificates (HttpArena wants HTTP/1.1 over
+ * TLS on one port and h2 on another: both are served on each). */
 static int set_port(const char *v, void *ud)
 {
     struct coil__tlscfg *cfg = ud;
     char *end;
-    unsigned long p = strtoul(v, &end, 10);
+    unsigned long p = strtoul(v, &end, 10), p2 = 0;
+    bool two = *end == ',';
+    if (two) {
+        const char *s2 = end + 1;
+        p2 = strtoul(s2, &end, 10);
+        if (!*s2 || p2 > 65535 || (p2 && p2 == p))
+            return -1;
+    }
     if (!*v || *end || p > 65535)
         return -1;
     cfg->port = (int)p;
+    cfg->port2 = two ? (int)p2 : -1;
     return 0;
 }
 
@@ -270,13 +281,14 @@ int coil__tls_setup(struct coil_app *app)
     struct coil__tlscfg *cfg = calloc(1, sizeof(*cfg));
     if (!cfg)
         return -ENOMEM;
-    cfg->port = -1;
+    cfg->port = cfg->port2 = -1;
     cfg->ticket_ns = 3600ull * 1000000000;
     pthread_mutex_init(&cfg->lock, NULL);
     pthread_mutex_init(&cfg->tlock, NULL);
     app->tls = cfg;
     if (coil_app_option(app, "tls-port", "COIL_TLS_PORT", "N",
-                        "HTTPS port beside --port (0 picks a free one) [off]", set_port, cfg) < 0 ||
+                        "HTTPS port beside --port (0 picks a free one); N,M: two of them [off]",
+                        set_port, cfg) < 0 ||
         coil_app_option(app, "tls-cert", "COIL_TLS_CERT", "PATH",
                         "PEM certificate, its chain after it (--tls-port)", set_cert, cfg) < 0 ||
         coil_app_option(app, "tls-key", "COIL_TLS_KEY", "PATH", "PEM private key (--tls-port)",
@@ -785,10 +797,12 @@ int coil__tls_install(struct coil_app *app)
         fprintf(stderr, "coil: --tls-port needs --tls-cert and --tls-key\n");
         return -1;
     }
-    if (cfg->port && cfg->port == app->cfg.port && !cfg->no_http) {
-        fprintf(stderr, "coil: --tls-port %d is --port too: give TLS a port of its own\n",
-                cfg->port);
-        return -1;
+    for (int i = 0; i < 2; i++) {
+        int p = i ? cfg->port2 : cfg->port;
+        if (p > 0 && p == app->cfg.port && !cfg->no_http) {
+            fprintf(stderr, "coil: --tls-port %d is --port too: give TLS a port of its own\n", p);
+            return -1;
+        }
     }
     char why[256];
     if (cfg->offload != OFFLOAD_USER)
@@ -861,6 +875,16 @@ bool coil__tls_no_http(const struct coil_app *app)
 void coil__tls_set_port(struct coil_app *app, uint16_t port)
 {
     app->tls->port = port;
+}
+
+int coil__tls_port2(const struct coil_app *app)
+{
+    return app->tls && app->tls->port >= 0 ? app->tls->port2 : -1;
+}
+
+void coil__tls_set_port2(struct coil_app *app, uint16_t port)
+{
+    app->tls->port2 = port;
 }
 
 /* ---- per worker ------------------------------------------------------------------------- */

@@ -63,6 +63,18 @@ void coil__tls_set_port(struct coil_app *app, uint16_t port)
     (void)port;
 }
 
+int coil__tls_port2(const struct coil_app *app)
+{
+    (void)app;
+    return -1;
+}
+
+void coil__tls_set_port2(struct coil_app *app, uint16_t port)
+{
+    (void)app;
+    (void)port;
+}
+
 bool coil__tls_no_http(const struct coil_app *app)
 {
     (void)app;

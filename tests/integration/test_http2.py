@@ -43,7 +43,8 @@ import threading
 import time
 import unittest
 
-from coil_harness import WAIT, main, need_tool, request, vm_rss_kib, wait_until
+from coil_harness import (TLS_LISTEN_RE, WAIT, StartError, main, need_tool, request, vm_rss_kib,
+                          wait_until)
 from test_metrics import scrape
 from test_wait import WaitCase
 from tlsutil import client_context, make_certs, s_client, tls_args
@@ -1041,6 +1042,25 @@ class Negotiation(H2Case):
         self.assertEqual(w.alpn, "h2")
         self.assertStream(w.response(w.request("GET", "/greeting", scheme="https")), 200,
                           b"hello", w)
+
+    def test_two_tls_ports(self):
+        # --tls-port N,M: both ports serve h2 and HTTP/1.1 with the same certificates
+        # (HttpArena: HTTP/1.1 over TLS on 8081 and h2 on 8443 from one process)
+        srv = self.start_tls("--workers", "1", "--tls-port", "0,0")
+        ports = wait_until(lambda: [int(m.group(2)) for m in map(TLS_LISTEN_RE.match,
+                                                                  srv.log_text().splitlines())
+                                    if m] or None, timeout=5, what="the TLS listening lines")
+        self.assertEqual(len(ports), 2, srv.log_text())
+        self.assertNotEqual(ports[0], ports[1])
+        for port in ports:
+            for flag, version in (("--http2", b"2"), ("--http1.1", b"1.1")):
+                p = self.curl(flag, "-w", " %{http_version}", "--cacert", CERTS.root,
+                              "--resolve", "localhost:%d:127.0.0.1" % port,
+                              "https://localhost:%d/plaintext" % port)
+                self.assertEqual(p.stdout, HELLO + b" " + version, (port, flag))
+        # a second port equal to the first is refused
+        with self.assertRaises(StartError):
+            self.start_tls("--workers", "1", "--tls-port", "%d,%d" % (ports[0], ports[0]))
 
     def test_s_client_alpn(self):
         srv = self.start_tls("--workers", "1")
