@@ -936,6 +936,14 @@ static void refuse(struct coil__h2 *h, struct coil__h2s *st, int status)
     answer(h, st, NULL, &res, status, st->head, body, (size_t)n);
 }
 
+void coil__h2_refuse(struct coil__worker *w, struct coil_conn *c, struct coil__h2s *st, int status)
+{
+    struct coil__h2 *h = c->h2;
+    (void)w;
+    if (h && st)
+        refuse(h, st, status);
+}
+
 /* The head is complete: the request's strings go into memory of the stream's own. */
 static int head_done(struct coil__h2 *h, struct coil__h2s *st)
 {

@@ -321,6 +321,8 @@ void coil__h2_stream_end(struct coil__worker *w, struct coil_conn *c, struct coi
 void coil__h2_reset(struct coil__worker *w, struct coil_conn *c, struct coil__rq *rq);
 size_t coil__h2_queued(const struct coil__rq *rq); /* response bytes waiting: stream + conn */
 void coil__h2_want_writable(struct coil__rq *rq);  /* before rq->want_writable is set */
+/* The engine's short answer (503: no request slot) on a stream not handed to a handler. */
+void coil__h2_refuse(struct coil__worker *w, struct coil_conn *c, struct coil__h2s *st, int status);
 #define COIL_H2_ABUSE_KINDS 9
 extern const char *const coil__h2_abuse_kinds[COIL_H2_ABUSE_KINDS];
 

@@ -409,6 +409,10 @@ struct coil__rq *coil__request_run(struct coil__worker *w, struct coil_conn *c,
                                    const struct coil__dispatch *d)
 {
     struct coil__rq *rq = spare(w);
+    if (!rq && on_h2(c)) {
+        coil__h2_refuse(w, c, d->h2s, 503); /* the stream's loss, not the connection's */
+        return NULL;
+    }
     if (!rq) {
         if (coil__request_reject(w, c, 503) < 0)
             coil__conn_abort(w, c);

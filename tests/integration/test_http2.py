@@ -1278,6 +1278,17 @@ class Streams(H2Case):
             self.assertEqual(st.header("content-length"), str(len(b"later %d" % ms)), st)
         self.assertAppClean(self.srv, errors=0)
 
+    def test_no_request_slot_costs_the_stream(self):
+        # --max-conns 1: four request slots; the fifth waiting stream gets 503, the connection
+        # and the four go on (over HTTP/1.1 the connection would close)
+        srv = self.start_app("--workers", "1", "--max-conns", "1")
+        c = self.lib(srv.port)
+        sids = [c.request("GET", "/later/400") for _ in range(6)]
+        c.wait(lambda: all(c.streams[s].done for s in sids), "every /later", 60)
+        got = sorted(c.streams[s].status for s in sids)
+        self.assertEqual(got, [200] * 4 + [503] * 2, [c.streams[s] for s in sids])
+        self.assertStream(c.response(c.request("GET", "/greeting")), 200, b"hello", c)
+
     def test_many_interleaved_streams(self):
         # 60 deferred responses with three delays plus synchronous ones between them
         c = self.lib(self.srv.port)
