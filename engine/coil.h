@@ -231,8 +231,12 @@ void coil_json_object_open(struct coil_json *j);
 void coil_json_object_close(struct coil_json *j);
 void coil_json_array_open(struct coil_json *j);
 void coil_json_array_close(struct coil_json *j);
-void coil_json_key(struct coil_json *j, const char *key); /* inside an object, before a value */
 void coil_json_keyn(struct coil_json *j, const char *key, size_t len);
+/* Inside an object, before a value. Inline so a literal key's length is known when compiled. */
+static inline void coil_json_key(struct coil_json *j, const char *key)
+{
+    coil_json_keyn(j, key, key ? __builtin_strlen(key) : 1); /* NULL: -EINVAL, as keyn says */
+}
 void coil_json_string(struct coil_json *j, const char *s);
 void coil_json_stringn(struct coil_json *j, const char *s, size_t len);
 void coil_json_int(struct coil_json *j, int64_t v);

@@ -175,7 +175,7 @@ static void test_escapes(void)
     static const struct {
         char c;
         const char *esc;
-    } specials[] = {{'"', "\\\""}, {'\\', "\\\\"}, {'\n', "\\n"}, {'\x01', "\\u0001"},
+    } specials[] = {{'"', "\\\""},       {'\\', "\\\\"},     {'\n', "\\n"},     {'\x01', "\\u0001"},
                     {'\x1f', "\\u001f"}, {'\xff', FFFD_ESC}, {'\x80', FFFD_ESC}};
     for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++) {
         for (size_t at = 0; at < 40; at++) {
@@ -190,6 +190,20 @@ static void test_escapes(void)
             out[sizeof(in) + e] = '"';
             CHECK(string_is(in, sizeof(in), out, sizeof(in) + e + 1));
         }
+    }
+
+    /* The plain bytes at the edges of the ranges around '"', '\\', 0x20 and 0x80, at every
+     * offset of the eight-byte fast path: copied as they are. */
+    static const char edges[] = " !#[]~\x7f";
+    for (size_t at = 0; at < 24; at++) {
+        char in[32];
+        memset(in, 'a', sizeof(in));
+        memcpy(in + at % 25, edges, sizeof(edges) - 1);
+        char out[34];
+        out[0] = '"';
+        memcpy(out + 1, in, sizeof(in));
+        out[33] = '"';
+        CHECK(string_is(in, sizeof(in), out, sizeof(out)));
     }
 
     /* Keys are escaped the same way. */
