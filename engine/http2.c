@@ -305,6 +305,8 @@ struct coil__h2 {
     uint8_t last_ctl; /* the last PING (0) or SETTINGS (1) received: a flood's kind */
     int8_t abuse;     /* the abuse kind that made us send GOAWAY, or -1 */
     uint32_t nwant;   /* streams whose writer waits for room */
+    size_t burst;     /* bytes serialised since the send buffer was last empty */
+    size_t hint;      /* the last such burst: the size a new send buffer starts at */
     /* the header block being received */
     char *hb;
     uint32_t hb_len, hb_cap;
@@ -539,6 +541,27 @@ static void h2_send(struct coil__h2 *h)
         coil__conn_queue_flush(w, c);
 }
 
+/*
+ * Room for n bytes at the end of the send buffer. Many streams answered in one batch fill it
+ * with many frames: a new buffer starts at the size of the last burst (up to max_pending_out)
+ * rather than doubling from the pool's size, which would copy what it holds at every step.
+ */
+static char *out_reserve(struct coil__h2 *h, size_t n)
+{
+    struct coil_conn *c = h->c;
+    if (!c->pend || !c->pend->len) {
+        if (h->burst)
+            h->hint = h->burst;
+        h->burst = 0;
+        size_t max = h->w->app->cfg.max_pending_out;
+        size_t want = h->hint < max ? h->hint : max;
+        if (want > n && !coil__conn_reserve(h->w, c, want))
+            return NULL;
+    }
+    h->burst += n;
+    return coil__conn_reserve(h->w, c, n);
+}
+
 static ssize_t cb_send(nghttp2_session *s, const uint8_t *data, size_t len, int flags, void *ud)
 {
     (void)s;
@@ -546,7 +569,7 @@ static ssize_t cb_send(nghttp2_session *s, const uint8_t *data, size_t len, int 
     struct coil__h2 *h = ud;
     if (out_full(h->w, h->c))
         return NGHTTP2_ERR_WOULDBLOCK;
-    char *p = coil__conn_reserve(h->w, h->c, len);
+    char *p = out_reserve(h, len);
     if (!p)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     memcpy(p, data, len);
@@ -563,7 +586,7 @@ static int cb_send_data(nghttp2_session *s, nghttp2_frame *frame, const uint8_t 
     if (out_full(h->w, h->c))
         return NGHTTP2_ERR_WOULDBLOCK;
     size_t pad = frame->data.padlen;
-    char *p = coil__conn_reserve(h->w, h->c, 9 + length + pad);
+    char *p = out_reserve(h, 9 + length + pad);
     if (!p)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     memcpy(p, framehd, 9);
@@ -839,6 +862,14 @@ int coil__h2_stream_head(struct coil__worker *w, struct coil_conn *c, struct coi
                          rq->length ? rq->length - 1 : 0, rq->no_body ? NULL : &dp);
     if (rv < 0)
         return rv == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EIO;
+    if (rq->no_body) {
+        /* The head ends the stream (HEAD, 204, 304): the response is whole now, and the send
+         * below may close the stream, which must not take the request with it. */
+        if (rq->count)
+            STAT_INC(w, requests);
+        st->answered = true;
+        detach(h, st, rq);
+    }
     send_kept(w, h);
     return 0;
 }
