@@ -305,8 +305,10 @@ struct coil__h2 {
     uint8_t last_ctl; /* the last PING (0) or SETTINGS (1) received: a flood's kind */
     int8_t abuse;     /* the abuse kind that made us send GOAWAY, or -1 */
     uint32_t nwant;   /* streams whose writer waits for room */
-    size_t burst;     /* bytes serialised since the send buffer was last empty */
-    size_t hint;      /* the last such burst: the size a new send buffer starts at */
+    bool goaway_sent; /* a GOAWAY went out: goaway_last is the lowest last-stream-id sent */
+    int32_t goaway_last;
+    size_t burst; /* bytes serialised since the send buffer was last empty */
+    size_t hint;  /* the last such burst: the size a new send buffer starts at */
     /* the header block being received */
     char *hb;
     uint32_t hb_len, hb_cap;
@@ -1550,10 +1552,27 @@ static int cb_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
     return 0;
 }
 
+/* RFC 9113 6.8: the last stream identifier of a GOAWAY never grows. A drain's GOAWAY queued
+ * behind one that ended the connection for an error (ours or nghttp2's, such as its rapid reset
+ * limit) says nothing new: it is not sent. */
+static int cb_before_send(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
+{
+    (void)s;
+    struct coil__h2 *h = ud;
+    if (frame->hd.type == NGHTTP2_GOAWAY && h->goaway_sent &&
+        frame->goaway.last_stream_id > h->goaway_last)
+        return NGHTTP2_ERR_CANCEL;
+    return 0;
+}
+
 static int cb_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
 {
     struct coil__h2 *h = ud;
     uint8_t t = frame->hd.type;
+    if (t == NGHTTP2_GOAWAY && (!h->goaway_sent || frame->goaway.last_stream_id < h->goaway_last)) {
+        h->goaway_sent = true;
+        h->goaway_last = frame->goaway.last_stream_id;
+    }
     if ((t == NGHTTP2_HEADERS || t == NGHTTP2_DATA) &&
         (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
         /* Our answer is out whole while the client still sends a body nobody reads: it may stop
@@ -1601,6 +1620,7 @@ static void set_callbacks(nghttp2_session_callbacks *cbs)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, cb_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, cb_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, cb_stream_close);
+    nghttp2_session_callbacks_set_before_frame_send_callback(cbs, cb_before_send);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, cb_frame_send);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, cb_invalid_frame);
 }
@@ -1887,6 +1907,8 @@ static void on_drain(struct coil__worker *w, struct coil_conn *c)
         coil__conn_close_idle(w, c);
         return;
     }
+    if (h->closing)
+        return; /* a GOAWAY ending it is on its way already */
     h->busy++;
     nghttp2_submit_shutdown_notice(h->s);
     nghttp2_submit_ping(h->s, NGHTTP2_FLAG_NONE, NULL);
@@ -1900,7 +1922,7 @@ static void on_drain(struct coil__worker *w, struct coil_conn *c)
 /* The final GOAWAY of a drain: after the ping's answer (or the timer's second). */
 static void drain_final(struct coil__h2 *h)
 {
-    if (h->drain_sent)
+    if (h->drain_sent || h->closing)
         return;
     h->drain_sent = true;
     nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h->s),

@@ -67,6 +67,22 @@ void coil__log(const char *fmt, ...)
     va_end(ap);
 }
 
+/* log.c's debug lines (http2.c's): printed with FUZZ_VERBOSE=1 as coil__log's are */
+void coil__debug(const char *fmt, ...)
+{
+    static int verbose = -1;
+    if (verbose < 0)
+        verbose = getenv("FUZZ_VERBOSE") != NULL;
+    if (!verbose)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "coil: debug: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
 void fk_init(void)
 {
     coil__client_init(); /* app.c register_modules: its batch hook runs before tcp's flush */
@@ -639,8 +655,9 @@ void fk_worker_start(struct coil__worker *w, struct coil_app *app, uint64_t now_
     next_fd = FK_FD_BASE;
     struct ksock *l = sock_new();
     l->listener = true;
+    for (unsigned k = 0; k < NLISTENERS; k++)
+        w->lst[k].fd = -1; /* TLS, the second TLS port, h2c: none */
     w->lst[LST_HTTP].fd = l->fd;
-    w->lst[LST_TLS].fd = -1;
     if (!br_mem) {
         br_size = app->cfg.recv_buf_size;
         br_mem = malloc(NBUFS * br_size);

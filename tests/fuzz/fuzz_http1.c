@@ -6,6 +6,15 @@
  * fake_kernel.c: tcp.c prepares its SQEs as usual and the harness decides how the kernel
  * completes them. No ring, no real socket, no thread.
  *
+ * HTTP/2 (http2.c on libnghttp2) is on, as coil_app_run sets it up (coil__h2_setup, the
+ * options, coil__h2_install), with limits small enough for one input to reach them:
+ * --h2-max-streams 8 --h2-window 4K --h2-max-control 10 --h2-reset-burst 8 --h2-reset-rate 2.
+ * A connection whose first bytes (RAW) are the preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" is
+ * handed to http2.c by http1.c (h2c with prior knowledge); what follows in RAW is HTTP/2
+ * frames (make_corpus_http1.py's h2_* seeds build them), and its peer checks HTTP/2 frames
+ * instead of HTTP/1.1 responses (the HTTP/2 checker, below the HTTP/1.1 one). No op was added:
+ * the encoding is unchanged.
+ *
  * The input is a little program run against one worker with up to four connections. Each op
  * is one byte (taken modulo OP_COUNT) followed by its operands; reading past the end yields
  * zeros, so every input is a valid program. Operands are little-endian.
@@ -65,8 +74,9 @@
  * with coil_res_fail (400, 413, 502, 504) or without deferring at all. Operands: op_req,
  * make_corpus_http1.py.
  *
- * FUZZ_TRACE=1 prints the ops and one line per response (2: with its head); FUZZ_VERBOSE=1 the
- * engine's log.
+ * FUZZ_TRACE=1 prints the ops and one line per response (2: with its head); on an HTTP/2
+ * connection one line per response head, RST_STREAM and GOAWAY (2: every frame); FUZZ_VERBOSE=1
+ * the engine's log (and http2.c's debug lines).
  *
  * Invariants (abort even under NDEBUG; ASan, UBSan and LSan do the rest):
  *  - what the peer receives on a connection is a sequence of well-formed HTTP/1.1 responses:
@@ -100,10 +110,18 @@
  *    or read past its data (ASan poisoning);
  *  - at the end: no connection, request, timer or flush entry is left, the kernel is idle
  *    (every socket closed, every buffer back), and every walloc allocation was freed
- *    (nalloc == nfree).
+ *    (nalloc == nfree);
+ *  - HTTP/2: what the peer receives is well-formed HTTP/2 from a server (frame by frame, each
+ *    header block decoded with an HPACK decoder of the harness's own): see "the HTTP/2 checker".
+ *    The transport contract checks around the codec's calls (checked_http1) stop at the
+ *    preface: request.c tells the codecs apart by c->proto == &coil__http2, so http2.c cannot
+ *    be wrapped; coil__conn_reserve's check and fk_check still apply.
  */
 #include <errno.h>
 #include <inttypes.h>
+#ifdef COIL_HAVE_HTTP2
+#include <nghttp2/nghttp2.h>
+#endif
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -206,6 +224,19 @@ static void count_abort(void *ud)
 {
     (void)ud;
     aborts_seen++;
+}
+
+/* Whether req's connection speaks HTTP/2 (asked before a call that may free req). */
+static bool on_h2(const struct coil_req *req)
+{
+    return req->rq && req->rq->conn && req->rq->conn->proto == &coil__http2;
+}
+
+/* A call that failed under its caller (-EPIPE) ran on_abort: its own request's, once. Over
+ * HTTP/2 the connection's failure aborts every stream's request, the caller's among them. */
+static bool aborted_in_call(unsigned before, bool h2)
+{
+    return h2 ? aborts_seen > before : aborts_seen == before + 1;
 }
 
 static int h_text(struct coil_req *req, struct coil_res *res, void *ud)
@@ -443,12 +474,13 @@ static void stream_step(void *ud)
     struct sctx *s = ud;
     struct coil_res *res = s->res;
     unsigned aborts = aborts_seen;
+    bool h2 = on_h2(s->req);
     int e;
     if (!s->started) {
         e = coil_res_stream(res);
         if (e == -EPIPE) {
-            REQUIRE(aborts_seen == aborts + 1); /* on_abort ran */
-            return;                             /* aborted: s is gone */
+            REQUIRE(aborted_in_call(aborts, h2)); /* on_abort ran */
+            return;                               /* aborted: s is gone */
         }
         REQUIRE(e == 0 || e == -ENOMEM || e == -EINVAL); /* -EINVAL: a 1xx status */
         if (e < 0) {
@@ -467,7 +499,7 @@ static void stream_step(void *ud)
             return;
         }
         if (e == -EPIPE) {
-            REQUIRE(aborts_seen == aborts + 1);
+            REQUIRE(aborted_in_call(aborts, h2));
             return;
         }
         if (e == -EMSGSIZE || e == -ENOMEM)
@@ -512,10 +544,11 @@ static int h_stream(struct coil_req *req, struct coil_res *res, void *ud)
     s->res = res;
     if (now) {
         unsigned aborts = aborts_seen;
+        bool h2 = on_h2(req);
         int e = coil_res_stream(res);
         REQUIRE(e == 0 || e == -ENOMEM || e == -EPIPE || (status < 200 && e == -EINVAL));
         if (e == -EPIPE) {
-            REQUIRE(aborts_seen == aborts + 1); /* on_abort ran; req and res are gone */
+            REQUIRE(aborted_in_call(aborts, h2)); /* on_abort ran; req and res are gone */
             return 0;
         }
         if (e < 0)
@@ -535,11 +568,12 @@ static int h_streamnow(struct coil_req *req, struct coil_res *res, void *ud)
     seq(req, res);
     coil_res_header(res, "X-Stream", "1");
     unsigned aborts = aborts_seen;
+    bool h2 = on_h2(req);
     int e = coil_res_stream(res);
     REQUIRE(e == 0 || e == -ENOMEM || e == -EPIPE);
     if (e == -EPIPE) {
-        REQUIRE(aborts_seen == aborts + 1); /* the connection failed under the call */
-        return 0;                           /* req and res are gone */
+        REQUIRE(aborted_in_call(aborts, h2)); /* the connection failed under the call */
+        return 0;                             /* req and res are gone */
     }
     if (e < 0)
         return e;
@@ -547,7 +581,7 @@ static int h_streamnow(struct coil_req *req, struct coil_res *res, void *ud)
     /* -EAGAIN: earlier answers still queued; -EPIPE: as above */
     REQUIRE(e == 0 || e == -ENOMEM || e == -EAGAIN || e == -EPIPE);
     if (e == -EPIPE) {
-        REQUIRE(aborts_seen == aborts + 1);
+        REQUIRE(aborted_in_call(aborts, h2));
         return -EIO;
     }
     if (qnum(req, "err", 0, 1))
@@ -854,6 +888,17 @@ static void app_init(void)
 {
     struct coil__config *c = &app.cfg;
     coil__config_defaults(c);
+    /* HTTP/2 (http2.c): on, with limits small enough for a 16 KiB input to reach them (the
+     * defaults need thousands of frames): the options as coil_app_run parses them (first: what
+     * follows overrides a COIL_* variable of the environment) */
+    REQUIRE(coil__h2_setup(&app) == 0);
+#ifdef COIL_HAVE_HTTP2
+    static char *argv[] = {"fuzz_http1", "--h2-max-streams", "8",  "--h2-window",
+                           "4K",         "--h2-max-control", "10", "--h2-reset-burst",
+                           "8",          "--h2-reset-rate",  "2",  NULL};
+    REQUIRE(coil__config_parse(&app, (int)(sizeof(argv) / sizeof(argv[0])) - 1, argv) == 0);
+#endif
+    REQUIRE(coil__h2_install(&app) == 0);
     strcpy(c->bind, "127.0.0.1");
     c->workers = 1;
     c->max_conns = NPEERS;
@@ -961,6 +1006,9 @@ struct peer {
     char body[CHECK_BODY_MAX];
     size_t bodylen;
     uint64_t r_bodytotal;
+    /* HTTP/2: the server took the preface (the HTTP/2 checker reads its frames instead) */
+    bool h2;
+    struct h2chk *h2c; /* kept for the next peer in the slot, like head */
 };
 
 static struct peer peers[NPEERS];
@@ -977,6 +1025,8 @@ static struct peer *peer_of(int fd)
     return NULL;
 }
 
+static void h2chk_reset(struct h2chk *k);
+
 /* A fresh peer; its buffers are kept for the next one (big ones cost page faults). */
 static void peer_reset_state(struct peer *p)
 {
@@ -985,12 +1035,16 @@ static void peer_reset_state(struct peer *p)
     struct creq *reqs = p->reqs;
     uint32_t capreqs = p->capreqs;
     char *head = p->head;
+    struct h2chk *h2c = p->h2c;
+    if (h2c)
+        h2chk_reset(h2c);
     memset(p, 0, sizeof(*p));
     p->q = q;
     p->qcap = qcap;
     p->reqs = reqs;
     p->capreqs = capreqs;
     p->head = head;
+    p->h2c = h2c;
 }
 
 __attribute__((noinline, no_sanitize("coverage"))) static void
@@ -1346,12 +1400,393 @@ static void feed(struct peer *p, const char *data, size_t n)
     }
 }
 
+/* ---- the HTTP/2 checker ------------------------------------------------------------------ */
+
+/*
+ * What a peer that sent the preface receives: HTTP/2 frames (RFC 9113). Checked frame by frame:
+ * SETTINGS first; only the frame types a server without push sends, on the streams they belong
+ * to, with their fixed lengths; a header block is HEADERS then CONTINUATIONs on its stream and
+ * nothing between; every block decodes (an HPACK decoder of our own, fed the blocks in order)
+ * into a response head: :status first and alone among pseudo-fields, 3 digits, lower-case
+ * names, no CR, LF or NUL in a value, server: coil, no connection-specific field, at most one
+ * content-length; per stream: interim heads (1xx) without END_STREAM before one final head and
+ * no head after it, DATA only after the final head, none for 1xx/204/304, never more than its
+ * content-length and at END_STREAM all of it (or none: the answer to HEAD), nothing but
+ * WINDOW_UPDATE and RST_STREAM after END_STREAM, nothing after RST_STREAM; GOAWAY's last stream
+ * id never grows, no new response on a stream above it, nothing but GOAWAY after a GOAWAY with
+ * an error; the FIN between frames.
+ */
+#ifdef COIL_HAVE_HTTP2
+struct h2st {
+    int32_t id;
+    int status;        /* the final head's; 0 before it */
+    bool ended, reset; /* END_STREAM, RST_STREAM sent */
+    bool has_cl;
+    uint64_t cl, data;
+};
+
+struct h2chk {
+    nghttp2_hd_inflater *inf;
+    uint8_t hd[9];
+    size_t hdlen;
+    uint32_t flen, left;
+    uint8_t type, flags;
+    int32_t sid;
+    uint8_t *pl; /* the frame's payload as it comes (DATA: only counted) */
+    size_t pllen, plcap;
+    uint8_t *hb; /* the header block being received */
+    size_t hblen, hbcap;
+    bool in_block, block_end_stream;
+    int32_t block_sid;
+    uint32_t nframes;
+    bool goaway, goaway_err;
+    uint32_t goaway_last;
+    struct h2st *st;
+    uint32_t nst, capst;
+};
+
+static void h2chk_reset(struct h2chk *k)
+{
+    if (k->inf)
+        nghttp2_hd_inflate_del(k->inf);
+    uint8_t *pl = k->pl, *hb = k->hb;
+    size_t plcap = k->plcap, hbcap = k->hbcap;
+    struct h2st *st = k->st;
+    uint32_t capst = k->capst;
+    memset(k, 0, sizeof(*k));
+    k->pl = pl;
+    k->plcap = plcap;
+    k->hb = hb;
+    k->hbcap = hbcap;
+    k->st = st;
+    k->capst = capst;
+}
+
+static void grow(uint8_t **b, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t c = *cap ? *cap : 1024;
+    while (c < need)
+        c *= 2;
+    *b = realloc(*b, c);
+    REQUIRE(*b);
+    *cap = c;
+}
+
+static struct h2st *h2_stream(struct h2chk *k, int32_t id)
+{
+    for (uint32_t i = k->nst; i-- > 0;)
+        if (k->st[i].id == id)
+            return &k->st[i];
+    if (k->nst == k->capst) {
+        k->capst = k->capst ? k->capst * 2 : 16;
+        k->st = realloc(k->st, k->capst * sizeof(*k->st));
+        REQUIRE(k->st);
+    }
+    struct h2st *s = &k->st[k->nst++];
+    memset(s, 0, sizeof(*s));
+    s->id = id;
+    return s;
+}
+
+static bool bad_value_byte(uint8_t ch)
+{
+    return ch == '\r' || ch == '\n' || ch == 0;
+}
+
+/* A whole header block on stream sid: a response head. */
+static void h2_head(struct peer *p, struct h2chk *k, int32_t sid, bool end_stream)
+{
+    struct h2st *s = h2_stream(k, sid);
+    REQUIRE(!s->ended && !s->reset); /* nothing on a stream that ended */
+    REQUIRE(!s->status);             /* no head after the final one (we send no trailers) */
+    if (k->goaway)
+        REQUIRE((uint32_t)sid <= k->goaway_last); /* no new answer above GOAWAY's last id */
+    if (!k->inf)
+        REQUIRE(nghttp2_hd_inflate_new(&k->inf) == 0);
+    int status = 0;
+    bool server = false, has_cl = false, first = true;
+    uint64_t cl = 0;
+    const uint8_t *in = k->hb;
+    size_t left = k->hblen;
+    for (;;) {
+        nghttp2_nv nv;
+        int fl = 0;
+        ssize_t rv = nghttp2_hd_inflate_hd2(k->inf, &nv, &fl, in, left, 1);
+        if (rv < 0)
+            fprintf(stderr, "h2 stream %d: the header block does not decode: %s\n", (int)sid,
+                    nghttp2_strerror((int)rv));
+        REQUIRE(rv >= 0);
+        in += rv;
+        left -= (size_t)rv;
+        if (fl & NGHTTP2_HD_INFLATE_EMIT) {
+            const char *n = (const char *)nv.name;
+            for (size_t i = 0; i < nv.valuelen; i++)
+                REQUIRE(!bad_value_byte(nv.value[i]));
+            REQUIRE(nv.namelen > 0);
+            if (n[0] == ':') {
+                /* :status, first and once */
+                REQUIRE(first && nv.namelen == 7 && !memcmp(n, ":status", 7));
+                REQUIRE(nv.valuelen == 3);
+                for (int i = 0; i < 3; i++)
+                    REQUIRE(nv.value[i] >= '0' && nv.value[i] <= '9');
+                status = (nv.value[0] - '0') * 100 + (nv.value[1] - '0') * 10 + (nv.value[2] - '0');
+                REQUIRE(status >= 100);
+            } else {
+                REQUIRE(!first);
+                for (size_t i = 0; i < nv.namelen; i++)
+                    REQUIRE(n[i] > ' ' && n[i] < 127 && !(n[i] >= 'A' && n[i] <= 'Z') &&
+                            n[i] != ':');
+                REQUIRE(!name_is(n, nv.namelen, "connection") &&
+                        !name_is(n, nv.namelen, "keep-alive") &&
+                        !name_is(n, nv.namelen, "proxy-connection") &&
+                        !name_is(n, nv.namelen, "transfer-encoding") &&
+                        !name_is(n, nv.namelen, "upgrade"));
+                if (name_is(n, nv.namelen, "server")) {
+                    REQUIRE(!server && nv.valuelen == 4 && !memcmp(nv.value, "coil", 4));
+                    server = true;
+                } else if (name_is(n, nv.namelen, "content-length")) {
+                    REQUIRE(!has_cl && parse_dec((const char *)nv.value, nv.valuelen, &cl));
+                    has_cl = true;
+                }
+            }
+            first = false;
+        }
+        if (fl & NGHTTP2_HD_INFLATE_FINAL) {
+            nghttp2_hd_inflate_end_headers(k->inf);
+            break;
+        }
+        REQUIRE(rv > 0 || left > 0); /* progress, or the block is cut short */
+    }
+    REQUIRE(left == 0);
+    REQUIRE(status); /* a head has its :status */
+    if (trace)
+        fprintf(stderr, "peer %u: h2 stream %d: %d%s%s cl=%" PRIu64 "\n", (unsigned)(p - peers),
+                (int)sid, status, has_cl ? "" : " (no length)", end_stream ? " END_STREAM" : "",
+                cl);
+    if (status < 200) {
+        REQUIRE(!end_stream && !has_cl); /* an interim head: the final one follows */
+        return;
+    }
+    REQUIRE(server);
+    if (!status_has_body(status))
+        REQUIRE(!has_cl);
+    s->status = status;
+    s->has_cl = has_cl;
+    s->cl = cl;
+    if (end_stream)
+        s->ended = true;
+}
+
+static void h2_data_end(struct h2st *s)
+{
+    /* the whole declared length, or nothing (the answer to HEAD) */
+    if (s->has_cl && s->data != s->cl && s->data != 0)
+        fprintf(stderr, "h2 stream %d: %" PRIu64 " body bytes, content-length %" PRIu64 "\n",
+                (int)s->id, s->data, s->cl);
+    REQUIRE(!s->has_cl || s->data == s->cl || s->data == 0);
+    s->ended = true;
+}
+
+static uint32_t be32(const uint8_t *b)
+{
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+/* The frame in k->hd and k->pl is whole. */
+static void h2_frame(struct peer *p, struct h2chk *k)
+{
+    uint8_t t = k->type, f = k->flags;
+    int32_t sid = k->sid;
+    uint32_t len = k->flen;
+    const uint8_t *pl = k->pl;
+    if (trace > 1)
+        fprintf(stderr, "peer %u: h2 frame type %u flags %#x stream %d length %u\n",
+                (unsigned)(p - peers), t, f, (int)sid, len);
+    /* nothing after a GOAWAY with an error but another GOAWAY (nghttp2 may queue a second
+     * one, with its reason, before the first is out): the connection closes */
+    REQUIRE(!k->goaway_err || t == NGHTTP2_GOAWAY);
+    if (k->nframes++ == 0)
+        REQUIRE(t == NGHTTP2_SETTINGS && !(f & NGHTTP2_FLAG_ACK)); /* the server's preface */
+    if (k->in_block)
+        REQUIRE(t == NGHTTP2_CONTINUATION && sid == k->block_sid);
+    switch (t) {
+    case NGHTTP2_DATA: {
+        REQUIRE(sid > 0 && (sid & 1));
+        size_t pad = 0;
+        if (f & NGHTTP2_FLAG_PADDED) {
+            REQUIRE(len >= 1 && pl[0] < len);
+            pad = 1u + pl[0];
+        }
+        struct h2st *s = h2_stream(k, sid);
+        REQUIRE(s->status && !s->ended && !s->reset); /* after the final head, before its end */
+        s->data += len - pad;
+        if (!status_has_body(s->status))
+            REQUIRE(s->data == 0);
+        if (s->has_cl)
+            REQUIRE(s->data <= s->cl);
+        if (f & NGHTTP2_FLAG_END_STREAM)
+            h2_data_end(s);
+        break;
+    }
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_CONTINUATION: {
+        size_t off = 0, end = len;
+        if (t == NGHTTP2_HEADERS) {
+            REQUIRE(sid > 0 && (sid & 1));
+            if (f & NGHTTP2_FLAG_PADDED) {
+                REQUIRE(len >= 1);
+                off = 1;
+                REQUIRE(pl[0] <= len - 1);
+                end = len - pl[0];
+            }
+            if (f & NGHTTP2_FLAG_PRIORITY)
+                off += 5;
+            REQUIRE(off <= end);
+            k->in_block = true;
+            k->block_sid = sid;
+            k->block_end_stream = (f & NGHTTP2_FLAG_END_STREAM) != 0;
+            k->hblen = 0;
+        } else {
+            REQUIRE(k->in_block); /* CONTINUATION only inside a block */
+        }
+        grow(&k->hb, &k->hbcap, k->hblen + (end - off));
+        memcpy(k->hb + k->hblen, pl + off, end - off);
+        k->hblen += end - off;
+        if (f & NGHTTP2_FLAG_END_HEADERS) {
+            k->in_block = false;
+            h2_head(p, k, k->block_sid, k->block_end_stream);
+        }
+        break;
+    }
+    case NGHTTP2_RST_STREAM: {
+        REQUIRE(sid > 0 && (sid & 1) && len == 4);
+        struct h2st *s = h2_stream(k, sid);
+        REQUIRE(!s->reset);
+        s->reset = true;
+        if (trace)
+            fprintf(stderr, "peer %u: h2 stream %d: RST_STREAM %u\n", (unsigned)(p - peers),
+                    (int)sid, be32(pl));
+        break;
+    }
+    case NGHTTP2_SETTINGS:
+        REQUIRE(sid == 0 && len % 6 == 0);
+        if (f & NGHTTP2_FLAG_ACK)
+            REQUIRE(len == 0);
+        break;
+    case NGHTTP2_PING:
+        REQUIRE(sid == 0 && len == 8);
+        break;
+    case NGHTTP2_GOAWAY: {
+        REQUIRE(sid == 0 && len >= 8);
+        uint32_t last = be32(pl) & 0x7fffffffu, code = be32(pl + 4);
+        if (trace)
+            fprintf(stderr, "peer %u: h2 GOAWAY last %u code %u%s%.*s\n", (unsigned)(p - peers),
+                    last, code, len > 8 ? " debug data: " : "", (int)(len - 8), pl + 8);
+        if (k->goaway)
+            REQUIRE(last <= k->goaway_last); /* never increased (RFC 9113 6.8) */
+        k->goaway = true;
+        k->goaway_last = last;
+        k->goaway_err |= code != NGHTTP2_NO_ERROR;
+        break;
+    }
+    case NGHTTP2_WINDOW_UPDATE: {
+        REQUIRE(len == 4 && (be32(pl) & 0x7fffffffu) != 0);
+        if (sid) {
+            REQUIRE(sid & 1);
+            REQUIRE(!h2_stream(k, sid)->reset);
+        }
+        break;
+    }
+    default:
+        fprintf(stderr, "h2: the server sent a frame of type %u\n", t);
+        REQUIRE(!"only DATA, HEADERS, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE and "
+                 "CONTINUATION come from a server without push");
+    }
+}
+
+static void h2_feed(struct peer *p, const uint8_t *data, size_t n)
+{
+    if (!p->h2c) {
+        p->h2c = calloc(1, sizeof(*p->h2c));
+        REQUIRE(p->h2c);
+    }
+    struct h2chk *k = p->h2c;
+    while (n) {
+        if (k->hdlen < 9) {
+            size_t m = 9 - k->hdlen < n ? 9 - k->hdlen : n;
+            memcpy(k->hd + k->hdlen, data, m);
+            k->hdlen += m;
+            data += m;
+            n -= m;
+            if (k->hdlen < 9)
+                return;
+            k->flen = (uint32_t)k->hd[0] << 16 | (uint32_t)k->hd[1] << 8 | k->hd[2];
+            k->type = k->hd[3];
+            k->flags = k->hd[4];
+            REQUIRE(!(k->hd[5] & 0x80)); /* the reserved bit */
+            k->sid = (int32_t)(be32(k->hd + 5) & 0x7fffffffu);
+            k->left = k->flen;
+            k->pllen = 0;
+            if (k->type != NGHTTP2_DATA)
+                grow(&k->pl, &k->plcap, k->flen);
+            else
+                grow(&k->pl, &k->plcap, 1); /* the pad length */
+        }
+        size_t m = k->left < n ? k->left : n;
+        if (k->type != NGHTTP2_DATA)
+            memcpy(k->pl + k->pllen, data, m);
+        else if (m && k->pllen == 0)
+            k->pl[0] = data[0];
+        k->pllen += m;
+        k->left -= (uint32_t)m;
+        data += m;
+        n -= m;
+        if (k->left == 0) {
+            h2_frame(p, k);
+            k->hdlen = 0;
+        }
+    }
+}
+
+static void h2_fin(struct peer *p)
+{
+    struct h2chk *k = p->h2c;
+    if (!k)
+        return;             /* nothing was sent */
+    REQUIRE(k->hdlen == 0); /* the FIN comes between frames */
+    REQUIRE(!k->in_block);  /* ... and outside a header block */
+}
+#else
+/* Built without libnghttp2 (http2_none.c): no connection speaks HTTP/2. */
+struct h2chk {
+    int none;
+};
+static void h2chk_reset(struct h2chk *k)
+{
+    (void)k;
+}
+static void h2_feed(struct peer *p, const uint8_t *data, size_t n)
+{
+    (void)p, (void)data, (void)n;
+    REQUIRE(!"HTTP/2 without libnghttp2");
+}
+static void h2_fin(struct peer *p)
+{
+    (void)p;
+}
+#endif
+
 void fuzz_peer_output(int fd, const char *data, size_t n)
 {
     struct peer *p = peer_of(fd);
     REQUIRE(p);
     REQUIRE(!p->server_fin); /* nothing is sent after the FIN */
-    feed(p, data, n);
+    if (p->h2)
+        h2_feed(p, (const uint8_t *)data, n);
+    else
+        feed(p, data, n);
 }
 
 void fuzz_peer_fin(int fd)
@@ -1361,6 +1796,10 @@ void fuzz_peer_fin(int fd)
         return;
     REQUIRE(!p->server_fin);
     p->server_fin = true;
+    if (p->h2) {
+        h2_fin(p);
+        return;
+    }
     if (p->st == O_LOOKAHEAD && p->looklen == 0)
         lookahead_resolve(p, true);
     switch (p->st) {
@@ -1619,7 +2058,11 @@ static void op_req(struct peer *p, struct reader *r)
 /* ---- the transport contract ------------------------------------------------------------ */
 
 /* The codec as tcp.c calls it, with the contract checked around each call: accepted
- * connections speak it instead of coil__http1 (op_accept). */
+ * connections speak it instead of coil__http1 (op_accept). A connection whose first bytes are
+ * HTTP/2's preface is handed to coil__http2 by http1.c (take_preface sets c->proto), and its
+ * peer reads HTTP/2 frames from then on (h2_feed). That codec is left unwrapped: request.c
+ * tells the codecs apart by c->proto == &coil__http2, so a wrapper in its place would send
+ * HTTP/2 streams' answers to http1.c. */
 static bool in_on_data;
 
 static void ck_data(struct coil__worker *w, struct coil_conn *c, const char *data, size_t n)
@@ -1629,6 +2072,14 @@ static void ck_data(struct coil__worker *w, struct coil_conn *c, const char *dat
     in_on_data = true;
     coil__http1.on_data(w, c, data, n);
     in_on_data = false;
+    if (c->proto == &coil__http2) {
+        /* the preface came: HTTP/2 from now on (the connection may be aborting already) */
+        struct peer *p = peer_of(c->fd);
+        REQUIRE(p && !p->h2 && p->nfinal == 0 && p->st == O_HEAD && p->headlen == 0);
+        p->h2 = true;
+        if (trace)
+            fprintf(stderr, "peer %u: HTTP/2\n", (unsigned)(p - peers));
+    }
 }
 
 static void ck_eof(struct coil__worker *w, struct coil_conn *c)

@@ -3,9 +3,23 @@
 """Writes the seed corpus of fuzz_http1 (tests/fuzz/corpus_http1/): programs in the encoding
 described at the top of fuzz_http1.c. Run it again after changing the encoding:
     python3 tests/fuzz/make_corpus_http1.py
+The h2_* seeds speak HTTP/2 with prior knowledge in RAW bytes (frames built here, header blocks
+encoded with the hpack package: Debian's python3-hpack); without hpack they are left as they
+are.
 """
 import os
 import struct
+import sys
+
+try:
+    import hpack
+except ImportError:
+    # pyenv's python3 (or a venv), first in PATH, does not see Debian's packages
+    sys.path.append('/usr/lib/python3/dist-packages')
+    try:
+        import hpack
+    except ImportError:
+        hpack = None
 
 ACCEPT, SELECT, RAW, REQ, RECV, RECV_ALL, CLOCK, SEND, SEND_ALL, EOF, RESET, BATCH, DRAIN, \
     FORCE, ENOBUFS, SQEFAIL, SEND_ERR, PUMP, ALLOCFAIL = range(19)
@@ -183,10 +197,338 @@ SEEDS = {
 }
 
 
+# ---- HTTP/2 (RFC 9113): frames, in RAW bytes ------------------------------------------------
+
+PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'
+# frame types and flags
+DATA_, HEADERS_, PRIORITY_, RST_STREAM_, SETTINGS_, PUSH_PROMISE_, PING_, GOAWAY_, \
+    WINDOW_UPDATE_, CONTINUATION_ = range(10)
+END_STREAM, ACK_, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
+# settings
+HEADER_TABLE_SIZE, ENABLE_PUSH, MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_FRAME_SIZE, \
+    MAX_HEADER_LIST_SIZE = range(1, 7)
+# error codes
+NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR, CANCEL = 0, 1, 2, 3, 8
+
+
+def frame(ftype, flags, sid, payload=b''):
+    return struct.pack('>I', len(payload))[1:] + bytes([ftype, flags]) + struct.pack('>I', sid) \
+        + payload
+
+
+def settings(ack=False, **kv):
+    ids = {'table': HEADER_TABLE_SIZE, 'push': ENABLE_PUSH, 'streams': MAX_CONCURRENT_STREAMS,
+           'window': INITIAL_WINDOW_SIZE, 'frame': MAX_FRAME_SIZE, 'hlist': MAX_HEADER_LIST_SIZE}
+    return frame(SETTINGS_, ACK_ if ack else 0, 0,
+                 b''.join(struct.pack('>HI', ids[k], v) for k, v in kv.items()))
+
+
+def data(sid, payload, end=False, pad=None):
+    if pad is not None:
+        return frame(DATA_, PADDED | (END_STREAM if end else 0), sid,
+                     bytes([pad]) + payload + bytes(pad))
+    return frame(DATA_, END_STREAM if end else 0, sid, payload)
+
+
+def body(n, seed=1):
+    """n bytes of a repeatable pattern"""
+    return bytes((seed * 7 + i * 13) & 0xff for i in range(n))
+
+
+def rst(sid, code=CANCEL):
+    return frame(RST_STREAM_, 0, sid, struct.pack('>I', code))
+
+
+def window_update(sid, inc):
+    return frame(WINDOW_UPDATE_, 0, sid, struct.pack('>I', inc))
+
+
+def ping(opaque=b'pingpong', ack=False):
+    return frame(PING_, ACK_ if ack else 0, 0, opaque)
+
+
+def goaway(last=0, code=NO_ERROR):
+    return frame(GOAWAY_, 0, 0, struct.pack('>II', last, code))
+
+
+def priority(sid, dep=0, weight=16):
+    return frame(PRIORITY_, 0, sid, struct.pack('>IB', dep, weight))
+
+
+class H2:
+    """One client connection: its HPACK encoder (the server's decoder follows it). Strings are
+    literal unless huffman: the fuzzer can then edit paths, queries and methods in place."""
+
+    def __init__(self, huffman=False):
+        self.enc = hpack.Encoder()
+        self.huffman = huffman
+
+    def block(self, method, path, extra=(), authority='fuzz'):
+        hdrs = [(':method', method), (':scheme', 'http'), (':path', path)] \
+            + ([(':authority', authority)] if authority else []) + list(extra)
+        return self.enc.encode(hdrs, huffman=self.huffman)
+
+    def req(self, sid, method, path, extra=(), end=True, pad=None, authority='fuzz'):
+        """HEADERS with the whole block (END_STREAM unless end is False)"""
+        flags = END_HEADERS | (END_STREAM if end else 0)
+        blk = self.block(method, path, extra, authority)
+        if pad is not None:
+            return frame(HEADERS_, flags | PADDED | PRIORITY_FLAG, sid,
+                         bytes([pad]) + struct.pack('>IB', 0, 200) + blk + bytes(pad))
+        return frame(HEADERS_, flags, sid, blk)
+
+    def post(self, sid, path, payload, pieces=1, length=True, extra=()):
+        """HEADERS then the body in DATA frames, the last with END_STREAM"""
+        hdrs = list(extra) + ([('content-length', str(len(payload)))] if length else [])
+        out = self.req(sid, 'POST', path, hdrs, end=not payload)
+        step = max(1, -(-len(payload) // pieces))
+        for i in range(0, len(payload), step):
+            out += data(sid, payload[i:i + step], end=i + step >= len(payload))
+        return out
+
+    def split(self, sid, method, path, extra=(), parts=3, end=True):
+        """HEADERS and CONTINUATION frames: the block in parts"""
+        blk = self.block(method, path, extra)
+        step = max(1, -(-len(blk) // parts))
+        chunks = [blk[i:i + step] for i in range(0, len(blk), step)]
+        out = frame(HEADERS_, END_STREAM if end else 0, sid, chunks[0])
+        for i, c in enumerate(chunks[1:], 1):
+            out += frame(CONTINUATION_, END_HEADERS if i == len(chunks) - 1 else 0, sid, c)
+        return out
+
+    def trailers(self, sid, extra=(('x-trailer', 't'),)):
+        return frame(HEADERS_, END_HEADERS | END_STREAM, sid,
+                     self.enc.encode(list(extra), huffman=self.huffman))
+
+    def open(self, ack=True, **kv):
+        """the preface, our SETTINGS and the ACK of the server's (sent ahead: nghttp2 counts
+        it against the SETTINGS it submitted when the session was made)"""
+        return PREFACE + settings(**kv) + (settings(ack=True) if ack else b'')
+
+
+def h2_seeds():
+    seeds = {}
+    # GETs answered at once: text (an echoed header), HEAD, JSON, params, 404, 405; the
+    # client's GOAWAY after (Huffman-coded strings here, literal in the other seeds)
+    c = H2(huffman=True)
+    seeds['h2_get_text_head_json'] = raw(
+        c.open() + c.req(1, 'GET', '/text?hdr=a%20b', [('x-seq', '0'), ('cookie', 'a=1'),
+                                                         ('cookie', 'b=2')])
+        + c.req(3, 'HEAD', '/text') + c.req(5, 'GET', '/json?n=7&s=%E2%82%AC')
+        + c.req(7, 'GET', '/p/%41x/a%2Fb/c/d') + c.req(9, 'GET', '/nope/1')
+        + c.req(11, 'DELETE', '/text') + c.req(13, 'GET', '/text?status=204')
+        + c.req(15, 'GET', '/text?status=100')) + op(PUMP) \
+        + raw(c.req(17, 'GET', '/json?bad=1') + c.req(19, 'GET', '/fail')) + op(PUMP) \
+        + raw(goaway(0)) + op(PUMP)
+    # request bodies: echo in pieces (with and without content-length, padded), the 16-byte
+    # route (413), PUT, read in small recv pieces so frames are cut anywhere
+    c = H2()
+    seeds['h2_post_echo_pieces'] = raw(
+        c.open() + c.post(1, '/echo', body(300), pieces=3)
+        + c.post(3, '/echo', body(50, 2), length=False)
+        + c.req(5, 'POST', '/echo', [('content-length', '20')], end=False)
+        + data(5, body(20, 3), end=True, pad=7)
+        + c.post(7, '/small', body(100, 4), pieces=2)
+        + c.post(9, '/small', body(10, 5)) + c.req(11, 'PUT', '/text', end=False)
+        + data(11, b'', end=True)) + recv_all(5) + op(BATCH, SEND_ALL, PUMP)
+    # deferred answers from timers, the handler's own defer, 201 now, an unowned defer, a hang
+    # reset by the client
+    c = H2()
+    seeds['h2_deferred_timers'] = raw(
+        c.open() + c.req(1, 'GET', '/defer?ms=20') + c.post(3, '/defer?ms=5&cancel=1', body(40))
+        + c.req(5, 'GET', '/defer?ms=1&json=1') + c.req(7, 'GET', '/unowned?ms=3')
+        + c.req(9, 'GET', '/now') + c.req(11, 'GET', '/now?rc=1')
+        + c.req(13, 'GET', '/hang?t=1')) + op(PUMP) + clock(ms(10)) + op(SEND_ALL) \
+        + clock(ms(30)) + op(SEND_ALL, PUMP) + raw(rst(13)) + op(PUMP) + clock(ms(100)) \
+        + op(SEND_ALL)
+    # streamed responses: timers, a declared length (exact, one over: reset, one short), 204,
+    # a 1xx that cannot stream, streamnow, its error after the head
+    c = H2()
+    seeds['h2_stream_routes'] = raw(
+        c.open() + c.req(1, 'GET', '/stream?n=8&size=1000&ms=1&len=1')
+        + c.req(3, 'GET', '/stream?n=4&size=100&len=2')
+        + c.req(5, 'GET', '/stream?n=4&size=16&len=3')
+        + c.req(7, 'GET', '/stream?n=2&now=1&status=204') + c.req(9, 'GET', '/stream?status=101')
+        + c.req(11, 'GET', '/streamnow') + c.req(13, 'GET', '/streamnow?err=1')
+        + c.req(15, 'GET', '/stream?n=3&ms=1&size=0')) + op(PUMP) \
+        + (clock(ms(1)) + op(SEND_ALL)) * 10 + op(PUMP)
+    # a small window (our SETTINGS) and big answers: DATA as WINDOW_UPDATEs come, a writer
+    # waiting for room, then a stall past the write timeout (RST_STREAM CANCEL)
+    c = H2()
+    seeds['h2_small_window_big'] = raw(
+        c.open(window=100) + c.req(1, 'GET', '/text?big=65536')
+        + c.req(3, 'GET', '/stream?n=16&size=4096') + c.req(5, 'GET', '/text?big=1')) \
+        + op(PUMP) + raw(window_update(1, 3000) + window_update(0, 20000)) + op(PUMP) \
+        + raw(window_update(3, 70000) + window_update(0, 70000)) + op(PUMP) \
+        + raw(settings(window=1000)) + op(PUMP) + (clock(ms(10000)) + op(SEND_ALL)) * 5 \
+        + op(PUMP)
+    # a writer past COIL_STREAM_HIGH while the window is shut (-EAGAIN, coil_res_on_writable),
+    # woken as WINDOW_UPDATEs open it and the output drains; a client that stops reading
+    c = H2()
+    seeds['h2_stream_backpressure'] = raw(
+        c.open(window=0) + c.req(1, 'GET', '/stream?n=32&size=32768')
+        + c.req(3, 'GET', '/stream?n=12&size=32768&ms=1')) + op(PUMP) \
+        + (clock(ms(1)) + op(BATCH)) * 4 \
+        + raw(window_update(0, 0x7fff0000) + window_update(1, 0x7fff0000)) + op(PUMP) \
+        + (send(20000) + op(BATCH)) * 4 + op(SEND_ALL, PUMP) \
+        + raw(window_update(3, 0x7fff0000)) + (clock(ms(1)) + op(PUMP)) * 6 + op(EOF, PUMP)
+    # early routes: a pausing reader fed DATA across recvs, the 64-byte route, an answer
+    # before the body, a late reader, an empty body
+    c = H2()
+    seeds['h2_early_pieces'] = raw(
+        c.open() + c.req(1, 'POST', '/early?pause=1&rms=1', [('content-length', '3000')],
+                         end=False) + data(1, body(1000)))
+    seeds['h2_early_pieces'] += recv_all(0) + op(BATCH) + clock(ms(1)) \
+        + raw(data(1, body(1000, 2))) \
+        + recv_all(0) + clock(ms(1)) + raw(data(1, body(1000, 3), end=True)) + recv_all(0) \
+        + (clock(ms(1)) + op(SEND_ALL)) * 4 \
+        + raw(c.post(3, '/earlys', body(100)) + c.post(5, '/earlynow?after=1', body(500), 2)
+              + c.post(7, '/early?late=1&rms=10', body(300), 3)
+              + c.req(9, 'POST', '/early?fin=1&rms=1')
+              + c.post(11, '/earlynow?after=0&fail=413', body(200), 2)
+              + c.post(13, '/early?pause=2&rms=1', body(2000), 4, length=False)) \
+        + op(PUMP) + (clock(ms(10)) + op(SEND_ALL, PUMP)) * 4
+    # streams interleaved: bodies in turns, trailers ending one, a body on the on_body route
+    c = H2()
+    seeds['h2_interleaved_trailers'] = raw(
+        c.open() + c.req(1, 'POST', '/echo', end=False)
+        + c.req(3, 'POST', '/upload?defer=1&ms=2', end=False)
+        + c.req(5, 'POST', '/defer?ms=2', end=False) + data(3, body(100)) + data(1, body(30))
+        + data(5, body(7)) + data(1, body(30, 2), end=True) + data(3, body(100, 2))
+        + c.trailers(3) + data(5, b'', end=True)
+        + c.req(7, 'GET', '/text', [('x-a', 'b')]) + c.req(9, 'POST', '/upload?fail=50&code=413',
+                                                           end=False)
+        + data(9, body(100)) + data(9, body(100), end=True)) + recv_all(20) \
+        + op(BATCH) + clock(ms(5)) + op(SEND_ALL, PUMP)
+    # resets of waiting streams (a hang, a timer, a stream between pieces, a paused reader),
+    # then rapid reset: HEADERS + RST_STREAM past the burst (GOAWAY)
+    c = H2()
+    seeds['h2_rst_waiting'] = raw(
+        c.open() + c.req(1, 'GET', '/hang') + c.req(3, 'GET', '/defer?ms=1000')
+        + c.req(5, 'GET', '/stream?n=10&ms=100')
+        + c.req(7, 'POST', '/early?pause=2&rms=3', [('content-length', '500')], end=False)
+        + data(7, body(200))) + op(PUMP) + raw(rst(1) + rst(3, NO_ERROR)) + op(PUMP) \
+        + clock(ms(100)) + op(SEND_ALL) + raw(rst(5) + rst(7)) + op(PUMP) \
+        + raw(b''.join(c.req(i, 'GET', '/hang') + rst(i) for i in range(9, 41, 2))) + op(PUMP)
+    # control frame floods (--h2-max-control 10 in the harness): PING, PRIORITY, empty DATA,
+    # SETTINGS, one connection each
+    c = H2()
+    flood = raw(c.open() + ping() * 12) + op(PUMP)
+    c = H2()
+    flood += op(ACCEPT) + raw(c.open() + b''.join(priority(i) for i in range(1, 25, 2))) + op(PUMP)
+    c = H2()
+    flood += op(ACCEPT) + raw(c.open() + c.req(1, 'POST', '/echo', end=False)
+                              + data(1, b'') * 12) + op(PUMP)
+    c = H2()
+    flood += op(ACCEPT) + raw(c.open() + settings(table=100) * 12) + op(PUMP)
+    seeds['h2_control_floods'] = flood
+    # under the limit in each second: the count starts again
+    c = H2()
+    seeds['h2_control_each_second'] = raw(c.open() + ping() * 8 + priority(1) * 8) + op(PUMP) \
+        + clock(ms(1000)) + raw(ping() * 8 + c.req(1, 'GET', '/text')) + op(PUMP)
+    # bodies past a route's limit without a content-length (the 64-byte early route, the
+    # 16-byte route), more fields than --max-headers (431), host instead of :authority
+    c = H2()
+    seeds['h2_limits_bodies'] = raw(
+        c.open() + c.post(1, '/earlys', body(100), pieces=2, length=False)
+        + c.post(3, '/small', body(100), pieces=3, length=False)
+        + c.req(5, 'GET', '/text', [('x-h%d' % i, 'v') for i in range(101)])
+        + c.req(7, 'GET', '/text', [('host', 'example')], authority=None)
+        + c.req(9, 'GET', '/text', [('cookie', 'a=1'), ('x-a', 'b'), ('cookie', 'b=2'),
+                                    ('cookie', 'c=3')])) + op(PUMP)
+    # graceful shutdown: streams in flight, GOAWAY (max id) and PING, the client's ACK and a
+    # new stream, the final GOAWAY; a second connection that never answers the PING
+    c = H2()
+    d = H2()
+    seeds['h2_goaway_drain'] = raw(
+        c.open() + c.req(1, 'GET', '/defer?ms=50') + c.req(3, 'GET', '/stream?n=4&ms=20')) \
+        + op(PUMP) + op(ACCEPT) + raw(d.open() + d.req(1, 'GET', '/defer?ms=2000')) + op(PUMP) \
+        + op(DRAIN, SEND_ALL) + op(SELECT, 0) + raw(ping(bytes(8), ack=True)
+                                                    + c.req(5, 'GET', '/text')) \
+        + op(PUMP) + clock(ms(60)) + op(SEND_ALL, PUMP) + clock(ms(1100)) + op(SEND_ALL, PUMP) \
+        + clock(ms(3000)) + op(SEND_ALL, PUMP)
+    # header blocks: CONTINUATIONs, a list past the limit (431), expect 100-continue, an
+    # unknown expectation (417), a bad content-length, then too many CONTINUATIONs (GOAWAY)
+    c = H2()
+    blk_big = [('x-big', 'a' * 9000)]
+    cont = c.open() + c.split(1, 'GET', '/text', [('x-a', 'b' * 40)], parts=3) \
+        + c.req(3, 'GET', '/text', blk_big) \
+        + c.req(5, 'POST', '/echo', [('expect', '100-continue'), ('content-length', '10')],
+                end=False) + data(5, body(10), end=True) \
+        + c.req(7, 'POST', '/echo', [('expect', 'nope')], end=False) + data(7, b'', end=True) \
+        + c.req(9, 'POST', '/echo', [('content-length', '1x')])
+    blk = c.block('GET', '/json', [('x-%d' % i, 'v') for i in range(12)])
+    flood = frame(HEADERS_, END_STREAM, 11, blk[:1]) \
+        + b''.join(frame(CONTINUATION_, 0, 11, blk[i:i + 1]) for i in range(1, 12)) \
+        + frame(CONTINUATION_, END_HEADERS, 11, blk[12:])
+    seeds['h2_continuation_limits'] = raw(cont) + op(PUMP) + raw(flood) + op(PUMP)
+    # protocol errors, one connection each: the preface cut across recvs then an even stream
+    # id; a stream id below one opened (skipped); a preface that is not (HTTP/1.1 then); DATA
+    # on stream 0; DATA past the window
+    c = H2()
+    perr = raw(c.open() + c.req(1, 'GET', '/text') + c.req(2, 'GET', '/text')) + recv(10) \
+        + recv(9) + recv(30) + op(PUMP)
+    c = H2()
+    perr += op(ACCEPT) + raw(c.open() + c.req(5, 'GET', '/text') + c.req(3, 'GET', '/text')) \
+        + op(PUMP)
+    perr += op(ACCEPT) + raw(PREFACE[:16] + b'XX\r\n\r\nGET /text HTTP/1.1\r\nHost: a\r\n\r\n') \
+        + op(PUMP)
+    c = H2()
+    perr += op(ACCEPT) + raw(c.open() + data(0, b'x')) + op(PUMP)
+    c = H2()
+    perr += op(ACCEPT) + raw(c.open() + c.req(1, 'POST', '/early?pause=2&rms=3', end=False)
+                             + data(1, body(4000)) + data(1, body(4000))) + op(PUMP)
+    seeds['h2_protocol_errors'] = perr
+    # past SETTINGS_MAX_CONCURRENT_STREAMS (8 in the harness) before our SETTINGS are
+    # acknowledged: REFUSED_STREAM; then aborted; and after the ACK: a connection error
+    c = H2()
+    seeds['h2_max_streams'] = raw(c.open(ack=False) + b''.join(c.req(i, 'GET', '/hang?t=1')
+                                                               for i in range(1, 22, 2))) \
+        + op(PUMP) + raw(c.req(23, 'GET', '/text')) + op(PUMP, FORCE, BATCH)
+    c = H2()
+    seeds['h2_max_streams'] += op(ACCEPT) + raw(
+        c.open() + b''.join(c.req(i, 'GET', '/hang') for i in range(1, 20, 2))) + op(PUMP)
+    # out of memory: the session (h2_create), a stream, a head, a body, the answer
+    prog = b''
+    for i, n in enumerate((0, 1, 2, 3, 5, 8, 13, 21)):
+        c = H2()
+        prog += (op(ACCEPT) if i else b'') + op(ALLOCFAIL, n) \
+            + raw(c.open() + c.req(1, 'GET', '/text') + c.post(3, '/echo', body(100))
+                  + c.req(5, 'GET', '/defer?ms=1')) + op(PUMP) + clock(ms(2)) + op(SEND_ALL) \
+            + (op(FORCE, BATCH) if i % 4 == 3 else b'')
+    seeds['h2_alloc_failures'] = prog
+    # the client leaves: EOF with a stream waiting, a reset, a send that fails, a drain forced
+    c = H2()
+    prog = raw(c.open() + c.req(1, 'GET', '/defer?ms=100')) + op(PUMP, EOF) + recv_all()
+    c = H2()
+    prog += op(ACCEPT) + raw(c.open() + c.req(1, 'GET', '/stream?n=30&size=4096')) \
+        + recv_all() + op(BATCH) + send(100) + op(RESET)
+    c = H2()
+    prog += op(ACCEPT) + raw(c.open() + c.req(1, 'GET', '/text?big=32768')) + recv_all() \
+        + op(BATCH, SEND_ERR)
+    c = H2()
+    prog += op(ACCEPT) + raw(c.open() + c.req(1, 'GET', '/hang')) + op(PUMP, DRAIN) \
+        + clock(ms(31000)) + op(FORCE, BATCH)
+    seeds['h2_eof_reset_force'] = prog
+    # timeouts: no preface in time (a part of it), idle, a body that does not come
+    c = H2()
+    seeds['h2_timeouts'] = raw(PREFACE[:8]) + op(PUMP) + clock(ms(11000)) + op(SEND_ALL) \
+        + op(ACCEPT) + raw(c.open()) + op(PUMP) + clock(ms(61000)) + op(SEND_ALL, PUMP) \
+        + op(ACCEPT) + raw(H2().open() + H2().req(1, 'POST', '/echo', end=False)) + op(PUMP) \
+        + clock(ms(31000)) + op(SEND_ALL, PUMP)
+    return seeds
+
+
 def main():
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus_http1')
     os.makedirs(out, exist_ok=True)
-    for name, data in SEEDS.items():
+    seeds = dict(SEEDS)
+    if hpack:
+        seeds.update(h2_seeds())
+    else:
+        print('make_corpus_http1.py: no hpack (apt-get install python3-hpack): the h2_* seeds '
+              'are left as they are', file=sys.stderr)
+    for name, data in seeds.items():
         with open(os.path.join(out, name), 'wb') as f:
             f.write(data)
 
