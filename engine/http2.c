@@ -196,7 +196,8 @@ int coil__h2_install(struct coil_app *app)
     nghttp2_option_set_max_outbound_ack(cfg->opt, 1000);
     nghttp2_option_set_max_settings(cfg->opt, 32);
     nghttp2_option_set_max_continuations(cfg->opt, 8);
-    nghttp2_option_set_stream_reset_rate_limit(cfg->opt, cfg->reset_burst, cfg->reset_rate);
+    /* Ours (count_reset) stops first; nghttp2's stays as a backstop. */
+    nghttp2_option_set_stream_reset_rate_limit(cfg->opt, cfg->reset_burst * 2, cfg->reset_rate * 2);
     nghttp2_option_set_max_deflate_dynamic_table_size(cfg->opt, 4096);
     return 0;
 }
@@ -294,18 +295,20 @@ struct coil__h2 {
     struct coil__h2s *ready, **ready_tail;
     struct coil__h2s *running; /* being dispatched: the request layer reads its head meanwhile */
     uint32_t nstreams;
-    uint32_t depth;   /* inside nghttp2 */
-    uint32_t busy;    /* calls that must find h alive */
-    bool dead;        /* the connection went: free when busy drops to 0 */
-    bool want_send;   /* a send was asked for inside nghttp2 */
-    bool closing;     /* GOAWAY for abuse or error queued: input ignored */
-    bool drain_sent;  /* the final GOAWAY of a drain */
-    bool counted;     /* abuse counted */
-    bool own_term;    /* the GOAWAY with an error is ours (terminate), not nghttp2's */
-    uint8_t last_ctl; /* the last PING (0) or SETTINGS (1) received: a flood's kind */
-    int8_t abuse;     /* the abuse kind that made us send GOAWAY, or -1 */
-    uint32_t nwant;   /* streams whose writer waits for room */
-    bool goaway_sent; /* a GOAWAY went out: goaway_last is the lowest last-stream-id sent */
+    uint32_t depth;      /* inside nghttp2 */
+    uint32_t busy;       /* calls that must find h alive */
+    bool dead;           /* the connection went: free when busy drops to 0 */
+    bool want_send;      /* a send was asked for inside nghttp2 */
+    bool closing;        /* GOAWAY for abuse or error queued: input ignored */
+    bool drain_sent;     /* the final GOAWAY of a drain */
+    bool counted;        /* abuse counted */
+    bool own_term;       /* the GOAWAY with an error is ours (terminate), not nghttp2's */
+    uint8_t last_ctl;    /* the last PING (0) or SETTINGS (1) received: a flood's kind */
+    int8_t abuse;        /* the abuse kind that made us send GOAWAY, or -1 */
+    uint32_t nwant;      /* streams whose writer waits for room */
+    uint64_t rst_tokens; /* resets the client may still make, in thousandths (a token bucket) */
+    uint64_t rst_ms;     /* when the bucket was last filled */
+    bool goaway_sent;    /* a GOAWAY went out: goaway_last is the lowest last-stream-id sent */
     int32_t goaway_last;
     size_t burst; /* bytes serialised since the send buffer was last empty */
     size_t hint;  /* the last such burst: the size a new send buffer starts at */
@@ -1436,6 +1439,26 @@ static int count_control(struct coil__h2 *h, int which)
     return 0;
 }
 
+/* Rapid reset (CVE-2023-44487): a token bucket of --h2-reset-burst resets, refilled at
+ * --h2-reset-rate a second. Kept here rather than left to nghttp2's (set twice as loose) so the
+ * connection stops at once: nghttp2 queues its GOAWAY and reads on, and the requests that
+ * followed in the same read would run though that GOAWAY says they were not taken. */
+static int count_reset(struct coil__h2 *h)
+{
+    const struct coil__h2cfg *cfg = h->w->app->h2;
+    uint64_t now = h->w->now_ms, max = cfg->reset_burst * 1000;
+    h->rst_tokens += (now - h->rst_ms) * cfg->reset_rate;
+    if (h->rst_tokens > max)
+        h->rst_tokens = max;
+    h->rst_ms = now;
+    if (h->rst_tokens >= 1000) {
+        h->rst_tokens -= 1000;
+        return 0;
+    }
+    terminate(h, ABUSE_RESET, NGHTTP2_ENHANCE_YOUR_CALM);
+    return 0;
+}
+
 static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *ud)
 {
     struct coil__h2 *h = ud;
@@ -1475,7 +1498,7 @@ static int cb_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
         return count_control(h, 2);
     case NGHTTP2_RST_STREAM:
         STAT_INC(h->w, h2_resets_in);
-        return 0;
+        return count_reset(h);
     default:
         (void)s;
         return 0;
@@ -1656,7 +1679,8 @@ static struct coil__h2 *h2_create(struct coil__worker *w, struct coil_conn *c)
     h->c = c;
     h->abuse = -1;
     h->ready_tail = &h->ready;
-    h->win_ms = w->now_ms;
+    h->win_ms = h->rst_ms = w->now_ms;
+    h->rst_tokens = (uint64_t)cfg->reset_burst * 1000;
     nghttp2_mem mem = {&w->wa, m_malloc, m_free, m_calloc, m_realloc};
     if (nghttp2_session_server_new3(&h->s, cfg->cbs, h, cfg->opt, &mem) != 0) {
         coil__wfree(&w->wa, h);

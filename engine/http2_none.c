@@ -137,3 +137,8 @@ void coil__h2_want_writable(struct coil__rq *rq)
 {
     (void)rq;
 }
+
+void coil__h2_refuse(struct coil__worker *w, struct coil_conn *c, struct coil__h2s *st, int status)
+{
+    (void)w, (void)c, (void)st, (void)status;
+}
