@@ -134,11 +134,6 @@ static char *put_status_line(char *p, int status)
     return p;
 }
 
-static bool status_has_body(int status)
-{
-    return status >= 200 && status != 204 && status != 304;
-}
-
 enum framing {
     FRAME_LENGTH,  /* Content-Length: len */
     FRAME_CHUNKED, /* Transfer-Encoding: chunked; the body follows in pieces */
@@ -163,7 +158,7 @@ struct resp {
  * it cannot grow. */
 static long write_response(struct coil__worker *w, struct coil_conn *c, const struct resp *r)
 {
-    bool body = status_has_body(r->status);
+    bool body = coil__status_has_body(r->status);
     size_t need = 64 + 32 + w->date_len + 40 + 32 + 2 + 28;
     for (uint32_t i = 0; i < r->nhdrs; i++)
         need += (size_t)r->hdrs[i].name_len + r->hdrs[i].value_len + 4;
@@ -299,7 +294,7 @@ int coil__http1_stream_head(struct coil__worker *w, struct coil_conn *c, struct 
                             int status)
 {
     bool keep = keep_open(w, c, rq);
-    rq->no_body = rq->head || !status_has_body(status);
+    rq->no_body = rq->head || !coil__status_has_body(status);
     enum framing f = FRAME_CHUNKED;
     if (rq->length)
         f = FRAME_LENGTH;

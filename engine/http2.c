@@ -656,11 +656,6 @@ static void check_writable(struct coil__h2 *h)
 
 /* ---- responses -------------------------------------------------------------------------- */
 
-static bool status_has_body(int status)
-{
-    return status >= 200 && status != 204 && status != 304;
-}
-
 /* Connection-specific fields (RFC 9113 8.2.2) a response must not carry over HTTP/2; and the
  * length, which we state ourselves. */
 static bool dropped_field(const char *name, size_t n)
@@ -724,7 +719,7 @@ static int32_t submit_head(struct coil__h2 *h, struct coil__h2s *st, struct coil
                                NGHTTP2_NV_FLAG_NONE};
         np += r->name_len;
     }
-    if (has_length && status_has_body(status)) {
+    if (has_length && coil__status_has_body(status)) {
         size_t ln = (size_t)(coil__put_u64(lenbuf, length) - lenbuf);
         nv[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)lenbuf, 14, ln,
                                NGHTTP2_NV_FLAG_NONE};
@@ -761,7 +756,7 @@ static void detach(struct coil__h2 *h, struct coil__h2s *st, struct coil__rq *rq
 static int answer(struct coil__h2 *h, struct coil__h2s *st, struct coil__rq *rq,
                   const struct coil_res *res, int status, bool head, const char *body, size_t len)
 {
-    bool with_body = status_has_body(status) && !head && len;
+    bool with_body = coil__status_has_body(status) && !head && len;
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = cb_read};
     if (with_body) {
         st->out = body;
@@ -858,7 +853,7 @@ int coil__h2_stream_head(struct coil__worker *w, struct coil_conn *c, struct coi
     struct coil__h2s *st = rq->h2s;
     if (!h || !st)
         return -EPIPE;
-    rq->no_body = rq->head || !status_has_body(status);
+    rq->no_body = rq->head || !coil__status_has_body(status);
     rq->chunked = false;
     nghttp2_data_provider dp = {.source.ptr = st, .read_callback = cb_read};
     st->out_eof = false;
@@ -1708,6 +1703,22 @@ static struct coil__h2 *h2_create(struct coil__worker *w, struct coil_conn *c)
     return h;
 }
 
+static bool has_output(const struct coil__h2s *st)
+{
+    return st->out_off < st->out_len;
+}
+
+/* What the streams wait for: to send (response data held back: the window, the socket), and to
+ * receive (a request body that has not ended, its reader not pausing it). */
+static void waits(const struct coil__h2 *h, bool *out, bool *in)
+{
+    *out = *in = false;
+    for (const struct coil__h2s *st = h->streams; st; st = st->next) {
+        *out |= has_output(st);
+        *in |= !st->end_in && !st->answered && (!st->rq || !st->rq->body_paused);
+    }
+}
+
 /* Sets the connection's deadline: the idle timeout with no stream open, else the write timeout's
  * check of stalled streams, else the body timeout while a request's body is awaited. */
 static void set_deadline(struct coil__worker *w, struct coil_conn *c, struct coil__h2 *h)
@@ -1716,11 +1727,8 @@ static void set_deadline(struct coil__worker *w, struct coil_conn *c, struct coi
     if (c->flags & (CONN_CLOSING | CONN_CLOSE_AFTER | CONN_LINGER))
         return;
     uint64_t d = 0;
-    bool waiting_out = false, waiting_in = false;
-    for (struct coil__h2s *st = h->streams; st; st = st->next) {
-        waiting_out |= st->out_off < st->out_len;
-        waiting_in |= !st->end_in && !st->answered && (!st->rq || !st->rq->body_paused);
-    }
+    bool waiting_out, waiting_in;
+    waits(h, &waiting_out, &waiting_in);
     if (w->phase != PHASE_RUN && !h->drain_sent) {
         d = w->now_ms + 1000; /* the drain's final GOAWAY, if the ping is not answered */
     } else if (waiting_out) {
@@ -1798,11 +1806,6 @@ static void on_eof(struct coil__worker *w, struct coil_conn *c)
     coil__conn_abort(w, c); /* streams waiting on a client that left are aborted */
 }
 
-static bool has_output(const struct coil__h2s *st)
-{
-    return st->out_off < st->out_len;
-}
-
 /* Resets the streams whose response has waited on a closed window too long. */
 static void check_stalls(struct coil__worker *w, struct coil__h2 *h)
 {
@@ -1839,11 +1842,8 @@ static void on_read_timeout(struct coil__worker *w, struct coil_conn *c)
         return;
     }
     h->busy++;
-    bool out = false, in = false;
-    for (struct coil__h2s *st = h->streams; st; st = st->next) {
-        out |= has_output(st);
-        in |= !st->end_in && !st->answered && (!st->rq || !st->rq->body_paused);
-    }
+    bool out, in;
+    waits(h, &out, &in);
     if (w->phase != PHASE_RUN && !h->drain_sent) {
         drain_final(h); /* no answer to the drain's ping in time */
     } else if (out) {

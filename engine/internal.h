@@ -294,6 +294,11 @@ static inline bool coil__handle_on(uint64_t h, unsigned worker, uint32_t *idx, u
 
 extern const struct coil__proto coil__http1;
 const char *coil__reason(int status);
+/* Whether a response with this status has a body (not 1xx, 204 or 304): both codecs ask. */
+static inline bool coil__status_has_body(int status)
+{
+    return status >= 200 && status != 204 && status != 304;
+}
 
 /* ---- HTTP/2 (http2.c; http2_none.c without libnghttp2) ---- */
 

@@ -52,34 +52,32 @@ uint64_t coil__clock_ns(void)
     return fake_ns;
 }
 
-void coil__log(const char *fmt, ...)
+/* coil__log's and coil__debug's lines (http2.c's): printed only with FUZZ_VERBOSE=1 */
+static void fk_vlog(const char *prefix, const char *fmt, va_list ap)
 {
     static int verbose = -1;
     if (verbose < 0)
         verbose = getenv("FUZZ_VERBOSE") != NULL;
     if (!verbose)
         return;
+    fputs(prefix, stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+void coil__log(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "coil: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    fk_vlog("coil: ", fmt, ap);
     va_end(ap);
 }
 
-/* log.c's debug lines (http2.c's): printed with FUZZ_VERBOSE=1 as coil__log's are */
 void coil__debug(const char *fmt, ...)
 {
-    static int verbose = -1;
-    if (verbose < 0)
-        verbose = getenv("FUZZ_VERBOSE") != NULL;
-    if (!verbose)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "coil: debug: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
+    fk_vlog("coil: debug: ", fmt, ap);
     va_end(ap);
 }
 
